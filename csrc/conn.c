@@ -1,0 +1,519 @@
+/* conn.c - stream conns (TCP and unix): read, write, half-close, deadlines
+ * and options. A call that would block parks its task on the conn's handle
+ * (lua_yieldk) and its continuation retries the syscall, so no Lua code
+ * stands between the user and the syscall. */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include "lauxlib.h"
+#include "addr.h"
+#include "conn.h"
+#include "errors.h"
+#include "sock.h"
+
+#define CONN_READ_DEFAULT 65536
+
+static conn *conn_check(lua_State *L) {
+    return luaL_checkudata(L, 1, CONN_MT);
+}
+
+conn *conn_new(lua_State *L, int net) {
+    conn *c = lua_newuserdatauv(L, sizeof *c, 0);
+    memset(c, 0, sizeof *c);
+    c->h.fd = -1;
+    c->net = (uint8_t)net;
+    luaL_setmetatable(L, CONN_MT);
+    return c;
+}
+
+static void conn_fill_addrs(conn *c, const struct sockaddr_storage *peer, socklen_t plen) {
+    c->llen = sizeof c->la;
+    if (getsockname(c->h.fd, (struct sockaddr *)&c->la, &c->llen) < 0) c->llen = 0;
+    if (peer) {
+        memcpy(&c->ra, peer, plen);
+        c->rlen = plen;
+    } else {
+        c->rlen = sizeof c->ra;
+        if (getpeername(c->h.fd, (struct sockaddr *)&c->ra, &c->rlen) < 0) c->rlen = 0;
+    }
+}
+
+int conn_attach(lua_State *L, conn *c, int fd, const struct sockaddr_storage *peer,
+                socklen_t plen) {
+    int e = handle_init(&c->h, loop_get(L), fd);
+    if (e) {
+        close(fd);
+        return e;
+    }
+    conn_fill_addrs(c, peer, plen);
+    return 0;
+}
+
+/* conn_fail: nil and an error for op on c; source and addr from the conn. */
+static int conn_fail(lua_State *L, conn *c, const char *op, const char *sys, int cause) {
+    char src[ADDR_STRLEN], dst[ADDR_STRLEN];
+    sock_format(&c->la, c->llen, src);
+    sock_format(&c->ra, c->rlen, dst);
+    operr e = {op, sock_netnames[c->net], src[0] ? src : NULL, dst[0] ? dst : NULL, sys, NULL};
+    if (strcmp(op, "dial") == 0) { /* Go: dial errors name the target only */
+        e.source = NULL;
+        e.addr = dst;
+    }
+    return errors_fail(L, &e, cause);
+}
+
+/* The result of a wake other than READY, as an error cause. */
+static int conn_wake_cause(task *t) {
+    return t->reason == WAKE_TIMEOUT ? ERR_TIMEOUT
+         : t->reason == WAKE_CLOSED ? ERR_CLOSED : ERR_CANCELED;
+}
+
+/* ---- read ----------------------------------------------------------- */
+
+static int conn_read_k(lua_State *L, int status, lua_KContext kctx);
+
+/* conn:read([max]) -> data | nil, err: 1..max bytes (default 64 KiB), or
+ * nil, net.EOF at end of stream. */
+static int conn_read(lua_State *L) {
+    conn *c = conn_check(L);
+    lua_Integer max = luaL_optinteger(L, 2, CONN_READ_DEFAULT);
+    luaL_argcheck(L, max > 0, 2, "max must be positive");
+    task *t = task_current(L);
+    if (!t) return loop_block(L, conn_read, lua_gettop(L));
+    if (c->h.rd) return conn_fail(L, c, "read", NULL, ERR_BUSY);
+    return conn_read_k(L, LUA_OK, 0);
+}
+
+static int conn_read_k(lua_State *L, int status, lua_KContext kctx) {
+    conn *c = conn_check(L);
+    task *t = task_current(L);
+    (void)kctx;
+    if (status == LUA_YIELD && t->reason != WAKE_READY)
+        return conn_fail(L, c, "read", NULL, conn_wake_cause(t));
+    size_t max = (size_t)luaL_optinteger(L, 2, CONN_READ_DEFAULT);
+    loop *lp = c->h.lp;
+    if (max > lp->rbufsz) max = lp->rbufsz;
+    for (;;) {
+        if (c->h.fd < 0) return conn_fail(L, c, "read", NULL, ERR_CLOSED);
+        if (handle_deadline_passed(c->h.rdl)) return conn_fail(L, c, "read", NULL, ERR_TIMEOUT);
+        ssize_t n = recv(c->h.fd, lp->rbuf, max, 0);
+        if (n > 0) {
+            lua_pushlstring(L, lp->rbuf, (size_t)n);
+            return 1;
+        }
+        if (n == 0) {
+            lua_pushnil(L);
+            errors_push_sentinel(L, ERR_EOF);
+            return 2;
+        }
+        int e = errno;
+        if (e == EINTR) continue;
+        if (e != EAGAIN && e != EWOULDBLOCK) return conn_fail(L, c, "read", "read", e);
+        return task_park(L, t, &c->h.rd, c->h.rdl, PARK_READ, 0, conn_read_k);
+    }
+}
+
+/* ---- read_full ------------------------------------------------------ */
+
+static int conn_read_full_k(lua_State *L, int status, lua_KContext kctx);
+
+/* conn:read_full(n) -> data | nil, err, partial: exactly n bytes; EOF
+ * after some of them is net.ErrUnexpectedEOF (with what arrived). */
+static int conn_read_full(lua_State *L) {
+    conn *c = conn_check(L);
+    lua_Integer n = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, n >= 0, 2, "negative length");
+    task *t = task_current(L);
+    if (!t) return loop_block(L, conn_read_full, lua_gettop(L));
+    if (c->h.rd) return conn_fail(L, c, "read", NULL, ERR_BUSY);
+    lua_settop(L, 3);
+    lua_newuserdatauv(L, n ? (size_t)n : 1, 0);  /* stack 4: the buffer */
+    return conn_read_full_k(L, LUA_OK, 0);
+}
+
+static int conn_read_full_fail(lua_State *L, conn *c, const char *sys, int cause, size_t got) {
+    const char *buf = lua_touserdata(L, 4);
+    if (cause == ERR_EOF && got == 0) {
+        lua_pushnil(L);
+        errors_push_sentinel(L, ERR_EOF);
+    } else if (cause == ERR_EOF) {
+        lua_pushnil(L);
+        errors_push_sentinel(L, ERR_UNEXPECTED_EOF);
+    } else {
+        conn_fail(L, c, "read", sys, cause);
+    }
+    lua_pushlstring(L, buf, got);
+    return 3;
+}
+
+static int conn_read_full_k(lua_State *L, int status, lua_KContext kctx) {
+    conn *c = conn_check(L);
+    task *t = task_current(L);
+    size_t got = (size_t)kctx, n = (size_t)lua_tointeger(L, 2);
+    char *buf = lua_touserdata(L, 4);
+    if (status == LUA_YIELD && t->reason != WAKE_READY)
+        return conn_read_full_fail(L, c, NULL, conn_wake_cause(t), got);
+    while (got < n) {
+        if (c->h.fd < 0) return conn_read_full_fail(L, c, NULL, ERR_CLOSED, got);
+        if (handle_deadline_passed(c->h.rdl)) return conn_read_full_fail(L, c, NULL, ERR_TIMEOUT, got);
+        ssize_t r = recv(c->h.fd, buf + got, n - got, 0);
+        if (r > 0) {
+            got += (size_t)r;
+            continue;
+        }
+        if (r == 0) return conn_read_full_fail(L, c, NULL, ERR_EOF, got);
+        int e = errno;
+        if (e == EINTR) continue;
+        if (e != EAGAIN && e != EWOULDBLOCK) return conn_read_full_fail(L, c, "read", e, got);
+        return task_park(L, t, &c->h.rd, c->h.rdl, PARK_READ, (lua_KContext)got, conn_read_full_k);
+    }
+    lua_pushlstring(L, buf, n);
+    return 1;
+}
+
+/* ---- write ---------------------------------------------------------- */
+
+/* The byte range [*from, *to) of the data argument, string.sub-style. */
+static const char *conn_write_range(lua_State *L, size_t *from, size_t *to) {
+    size_t len;
+    const char *s = luaL_checklstring(L, 2, &len);
+    lua_Integer i = luaL_optinteger(L, 3, 1), j = luaL_optinteger(L, 4, -1);
+    if (i < 0) i = (lua_Integer)len + i + 1;
+    if (j < 0) j = (lua_Integer)len + j + 1;
+    if (i < 1) i = 1;
+    if (j > (lua_Integer)len) j = (lua_Integer)len;
+    *from = (size_t)i - 1;
+    *to = j >= i ? (size_t)j : *from;
+    return s;
+}
+
+static int conn_write_k(lua_State *L, int status, lua_KContext kctx);
+
+/* conn:write(data [, i, j]) -> n | nil, err, n_written: write all of
+ * data:sub(i, j), parking as often as the socket buffer fills. */
+static int conn_write(lua_State *L) {
+    conn *c = conn_check(L);
+    size_t from, to;
+    conn_write_range(L, &from, &to);
+    task *t = task_current(L);
+    if (!t) return loop_block(L, conn_write, lua_gettop(L));
+    if (c->h.wr) return conn_fail(L, c, "write", NULL, ERR_BUSY);
+    return conn_write_k(L, LUA_OK, 0);
+}
+
+static int conn_write_fail(lua_State *L, conn *c, const char *sys, int cause, size_t done) {
+    conn_fail(L, c, "write", sys, cause);
+    lua_pushinteger(L, (lua_Integer)done);
+    return 3;
+}
+
+static int conn_write_k(lua_State *L, int status, lua_KContext kctx) {
+    conn *c = conn_check(L);
+    task *t = task_current(L);
+    size_t from, to, done = (size_t)kctx;
+    const char *s = conn_write_range(L, &from, &to);
+    if (status == LUA_YIELD && t->reason != WAKE_READY)
+        return conn_write_fail(L, c, NULL, conn_wake_cause(t), done);
+    size_t len = to - from;
+    while (done < len || len == 0) {
+        if (c->h.fd < 0) return conn_write_fail(L, c, NULL, ERR_CLOSED, done);
+        if (handle_deadline_passed(c->h.wrl)) return conn_write_fail(L, c, NULL, ERR_TIMEOUT, done);
+        if (len == 0) break;
+        ssize_t r = send(c->h.fd, s + from + done, len - done, MSG_NOSIGNAL);
+        if (r >= 0) {
+            done += (size_t)r;
+            continue;
+        }
+        int e = errno;
+        if (e == EINTR) continue;
+        if (e != EAGAIN && e != EWOULDBLOCK) return conn_write_fail(L, c, "write", e, done);
+        return task_park(L, t, &c->h.wr, c->h.wrl, PARK_WRITE, (lua_KContext)done, conn_write_k);
+    }
+    lua_pushinteger(L, (lua_Integer)len);
+    return 1;
+}
+
+/* ---- connect and bind (used by net.dial in Lua) ---------------------- */
+
+static int conn_connect_k(lua_State *L, int status, lua_KContext kctx);
+
+/* conn:_connect(deadline, ip, port | path) -> true | nil, err: connect
+ * the fresh socket, bounded by deadline (absolute, 0: none). */
+static int conn_connect(lua_State *L) {
+    conn *c = conn_check(L);
+    double deadline = luaL_optnumber(L, 2, 0);
+    task *t = task_current(L);
+    if (!t) return loop_block(L, conn_connect, lua_gettop(L));
+    int e = sock_sockaddr_arg(L, 3, c->la.ss_family == AF_INET6, &c->ra, &c->rlen);
+    if (e) return conn_fail(L, c, "dial", NULL, e);
+    if (c->h.fd < 0) return conn_fail(L, c, "dial", NULL, ERR_CLOSED);
+    if (handle_deadline_passed(deadline)) return conn_fail(L, c, "dial", NULL, ERR_TIMEOUT);
+    int r;
+    do r = connect(c->h.fd, (struct sockaddr *)&c->ra, c->rlen);
+    while (r < 0 && errno == EINTR);
+    if (r == 0) return conn_connect_k(L, LUA_OK, 1);
+    e = errno;
+    if (e != EINPROGRESS) return conn_fail(L, c, "dial", "connect", e);
+    return task_park(L, t, &c->h.wr, deadline, PARK_CONNECT, 0, conn_connect_k);
+}
+
+static int conn_connect_k(lua_State *L, int status, lua_KContext kctx) {
+    conn *c = conn_check(L);
+    task *t = task_current(L);
+    if (status == LUA_YIELD && t->reason != WAKE_READY)
+        return conn_fail(L, c, "dial", NULL, conn_wake_cause(t));
+    if (!kctx) {
+        int e = 0;
+        socklen_t n = sizeof e;
+        if (getsockopt(c->h.fd, SOL_SOCKET, SO_ERROR, &e, &n) < 0) e = errno;
+        if (e) return conn_fail(L, c, "dial", "connect", e);
+    }
+    struct sockaddr_storage peer = c->ra;
+    conn_fill_addrs(c, &peer, c->rlen);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* conn:_bind(ip, port | path) -> true | nil, err: bind before connect
+ * (the dial option local_addr). */
+static int conn_bind(lua_State *L) {
+    conn *c = conn_check(L);
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int e = sock_sockaddr_arg(L, 2, c->la.ss_family == AF_INET6, &ss, &len);
+    if (!e && bind(c->h.fd, (struct sockaddr *)&ss, len) < 0) e = errno;
+    if (e) return conn_fail(L, c, "dial", "bind", e);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* core.conn_socket(net, family) -> conn | nil, err: a fresh unconnected
+ * stream socket (family 4, 6 or "unix"), registered with the loop. */
+static int conn_socket(lua_State *L) {
+    int net = luaL_checkoption(L, 1, NULL, sock_netnames);
+    const char *fam = luaL_checkstring(L, 2);
+    int family = strcmp(fam, "6") == 0 ? AF_INET6 : strcmp(fam, "4") == 0 ? AF_INET : AF_UNIX;
+    conn *c = conn_new(L, net);
+    int fd = sock_open(family, SOCK_STREAM);
+    if (fd < 0) return conn_fail(L, c, "dial", "socket", -fd);
+    int e = handle_init(&c->h, loop_get(L), fd);
+    if (e) {
+        close(fd);
+        return conn_fail(L, c, "dial", "epoll_ctl", e);
+    }
+    c->la.ss_family = (sa_family_t)family;  /* remembered until bind/connect */
+    if (family != AF_UNIX) sock_set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+    return 1;
+}
+
+/* ---- close and half-close ------------------------------------------- */
+
+static int conn_ok(lua_State *L) {
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* conn:close() -> true | nil, ErrClosed: wakes parked readers/writers. */
+static int conn_close(lua_State *L) {
+    conn *c = conn_check(L);
+    if (handle_close(&c->h) < 0) return conn_fail(L, c, "close", NULL, ERR_CLOSED);
+    return conn_ok(L);
+}
+
+static int conn_gc(lua_State *L) {
+    conn *c = conn_check(L);
+    handle_close(&c->h);
+    return 0;
+}
+
+static int conn_shutdown(lua_State *L, int how) {
+    conn *c = conn_check(L);
+    if (c->h.fd < 0) return conn_fail(L, c, "close", NULL, ERR_CLOSED);
+    if (shutdown(c->h.fd, how) < 0) return conn_fail(L, c, "close", "shutdown", errno);
+    return conn_ok(L);
+}
+
+/* conn:close_read() -> true | nil, err: shut the reading half. */
+static int conn_close_read(lua_State *L) { return conn_shutdown(L, SHUT_RD); }
+/* conn:close_write() -> true | nil, err: send FIN; reading goes on. */
+static int conn_close_write(lua_State *L) { return conn_shutdown(L, SHUT_WR); }
+
+/* ---- addresses, deadlines, options ----------------------------------- */
+
+static int conn_local_addr(lua_State *L) {
+    conn *c = conn_check(L);
+    sock_push_addr(L, &c->la, c->llen, sock_netnames[c->net]);
+    return 1;
+}
+
+static int conn_remote_addr(lua_State *L) {
+    conn *c = conn_check(L);
+    sock_push_addr(L, &c->ra, c->rlen, sock_netnames[c->net]);
+    return 1;
+}
+
+static int conn_deadline(lua_State *L, int rd, int wr) {
+    conn *c = conn_check(L);
+    double t = lua_isnoneornil(L, 2) ? 0 : luaL_checknumber(L, 2);
+    if (c->h.fd < 0) return conn_fail(L, c, "set", NULL, ERR_CLOSED);
+    if (t <= 0 && !lua_isnoneornil(L, 2)) t = 1e-9; /* a time in the past, not "none" */
+    handle_set_deadline(&c->h, rd, wr, t);
+    return conn_ok(L);
+}
+
+/* conn:set_deadline(t | nil): absolute read and write deadline. */
+static int conn_set_deadline(lua_State *L) { return conn_deadline(L, 1, 1); }
+static int conn_set_read_deadline(lua_State *L) { return conn_deadline(L, 1, 0); }
+static int conn_set_write_deadline(lua_State *L) { return conn_deadline(L, 0, 1); }
+
+static int conn_setopt(lua_State *L, int level, int name, int value) {
+    conn *c = conn_check(L);
+    if (c->h.fd < 0) return conn_fail(L, c, "set", NULL, ERR_CLOSED);
+    int e = sock_set_int(c->h.fd, level, name, value);
+    if (e) return conn_fail(L, c, "set", "setsockopt", e);
+    return conn_ok(L);
+}
+
+static int conn_set_nodelay(lua_State *L) {
+    return conn_setopt(L, IPPROTO_TCP, TCP_NODELAY, lua_toboolean(L, 2));
+}
+
+static int conn_set_keepalive(lua_State *L) {
+    return conn_setopt(L, SOL_SOCKET, SO_KEEPALIVE, lua_toboolean(L, 2));
+}
+
+/* conn:set_keepalive_period(s): idle time and probe interval (whole
+ * seconds, rounded up, at least 1), as Go's SetKeepAlivePeriod. */
+static int conn_set_keepalive_period(lua_State *L) {
+    conn *c = conn_check(L);
+    double s = luaL_checknumber(L, 2);
+    int secs = s < 1 ? 1 : (int)(s + 0.999);
+    if (c->h.fd < 0) return conn_fail(L, c, "set", NULL, ERR_CLOSED);
+    int e = sock_keepalive(c->h.fd, 1, secs);
+    if (e) return conn_fail(L, c, "set", "setsockopt", e);
+    return conn_ok(L);
+}
+
+/* conn:set_linger(s): s < 0 restores the default (close in background),
+ * 0 discards unsent data and sends RST on close, s > 0 lingers. */
+static int conn_set_linger(lua_State *L) {
+    conn *c = conn_check(L);
+    lua_Integer s = luaL_checkinteger(L, 2);
+    struct linger lg = {s >= 0, s >= 0 ? (int)s : 0};
+    if (c->h.fd < 0) return conn_fail(L, c, "set", NULL, ERR_CLOSED);
+    if (setsockopt(c->h.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) < 0)
+        return conn_fail(L, c, "set", "setsockopt", errno);
+    return conn_ok(L);
+}
+
+static int conn_set_read_buffer(lua_State *L) {
+    return conn_setopt(L, SOL_SOCKET, SO_RCVBUF, (int)luaL_checkinteger(L, 2));
+}
+
+static int conn_set_write_buffer(lua_State *L) {
+    return conn_setopt(L, SOL_SOCKET, SO_SNDBUF, (int)luaL_checkinteger(L, 2));
+}
+
+/* conn:fd() -> the descriptor (-1 once closed); it stays owned by c. */
+static int conn_fd(lua_State *L) {
+    lua_pushinteger(L, conn_check(L)->h.fd);
+    return 1;
+}
+
+/* conn:file() -> fd | nil, err: a dup of the descriptor, without
+ * close-on-exec (to hand to a child); the caller owns and closes it. */
+static int conn_file(lua_State *L) {
+    conn *c = conn_check(L);
+    if (c->h.fd < 0) return conn_fail(L, c, "file", NULL, ERR_CLOSED);
+    int fd = dup(c->h.fd);
+    if (fd < 0) return conn_fail(L, c, "file", "dup", errno);
+    lua_pushinteger(L, fd);
+    return 1;
+}
+
+static int conn_tostring(lua_State *L) {
+    conn *c = conn_check(L);
+    char src[ADDR_STRLEN], dst[ADDR_STRLEN];
+    sock_format(&c->la, c->llen, src);
+    sock_format(&c->ra, c->rlen, dst);
+    lua_pushfstring(L, "conn %s %s->%s%s", sock_netnames[c->net], src, dst,
+                    c->h.fd < 0 ? " (closed)" : "");
+    return 1;
+}
+
+/* core.file_conn(fd) -> conn | nil, err: a conn over a dup of an inherited
+ * stream socket fd (the caller keeps fd). */
+static int conn_from_file(lua_State *L) {
+    int fd = (int)luaL_checkinteger(L, 1);
+    int family = 0, type = 0;
+    socklen_t n = sizeof type;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    int nfd = sock_dup(fd);
+    conn *c = conn_new(L, NET_TCP);
+    if (nfd < 0) return conn_fail(L, c, "file", "dup", -nfd);
+    if (getsockopt(nfd, SOL_SOCKET, SO_TYPE, &type, &n) < 0 || type != SOCK_STREAM ||
+        getsockname(nfd, (struct sockaddr *)&ss, &sl) < 0) {
+        int e = type && type != SOCK_STREAM ? EPROTOTYPE : errno;
+        close(nfd);
+        return conn_fail(L, c, "file", "getsockopt", e);
+    }
+    family = ss.ss_family;
+    c->net = family == AF_UNIX ? NET_UNIX : NET_TCP;
+    int e = conn_attach(L, c, nfd, NULL, 0);
+    if (e) return conn_fail(L, c, "file", "epoll_ctl", e);
+    return 1;
+}
+
+static const luaL_Reg conn_methods[] = {
+    {"_bind", conn_bind},
+    {"_connect", conn_connect},
+    {"close", conn_close},
+    {"close_read", conn_close_read},
+    {"close_write", conn_close_write},
+    {"fd", conn_fd},
+    {"file", conn_file},
+    {"local_addr", conn_local_addr},
+    {"read", conn_read},
+    {"read_full", conn_read_full},
+    {"remote_addr", conn_remote_addr},
+    {"set_deadline", conn_set_deadline},
+    {"set_keepalive", conn_set_keepalive},
+    {"set_keepalive_period", conn_set_keepalive_period},
+    {"set_linger", conn_set_linger},
+    {"set_nodelay", conn_set_nodelay},
+    {"set_read_buffer", conn_set_read_buffer},
+    {"set_read_deadline", conn_set_read_deadline},
+    {"set_write_buffer", conn_set_write_buffer},
+    {"set_write_deadline", conn_set_write_deadline},
+    {"write", conn_write},
+    {NULL, NULL}
+};
+
+static const luaL_Reg conn_meta[] = {
+    {"__close", conn_gc},
+    {"__gc", conn_gc},
+    {"__tostring", conn_tostring},
+    {NULL, NULL}
+};
+
+static const luaL_Reg conn_funcs[] = {
+    {"conn_socket", conn_socket},
+    {"file_conn", conn_from_file},
+    {NULL, NULL}
+};
+
+/* conn_open: register CONN_MT and add the conn constructors to the table
+ * on top of the stack. */
+int conn_open(lua_State *L) {
+    luaL_newmetatable(L, CONN_MT);
+    luaL_setfuncs(L, conn_meta, 0);
+    luaL_newlib(L, conn_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+    luaL_setfuncs(L, conn_funcs, 0);
+    return 0;
+}

@@ -1,0 +1,34 @@
+/* coronet.c - luaopen_coronet_core: builds the C core's table by calling
+ * each file's _open function. The public API is lua/coronet/init.lua. */
+#include <signal.h>
+#include "lauxlib.h"
+#include "addr.h"
+#include "conn.h"
+#include "errors.h"
+#include "loop.h"
+#include "sock.h"
+
+int listener_open(lua_State *L);
+
+/* A write to a reset peer must be an error, never a SIGPIPE death; only
+ * the default disposition is replaced, a handler the host set is kept. */
+static void coronet_ignore_sigpipe(void) {
+    struct sigaction sa;
+    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
+        sa.sa_handler = SIG_IGN;
+        sigaction(SIGPIPE, &sa, NULL);
+    }
+}
+
+int luaopen_coronet_core(lua_State *L) {
+    coronet_ignore_sigpipe();
+    lua_newtable(L);
+    loop_open(L);
+    errors_open(L);
+    sock_open_lib(L);
+    conn_open(L);
+    listener_open(L);
+    addr_open(L);
+    lua_setfield(L, -2, "ip");
+    return 1;
+}

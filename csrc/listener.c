@@ -1,0 +1,266 @@
+/* listener.c - stream listeners (TCP, unix): accept parks on the handle
+ * like a read; accepted TCP conns get TCP_NODELAY and keepalive as Go's. */
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include "lauxlib.h"
+#include "conn.h"
+#include "errors.h"
+#include "sock.h"
+
+#define LISTENER_MT "coronet.listener"
+#define LISTENER_KEEPALIVE 15   /* seconds, Go's default for accepted conns */
+
+typedef struct listener {
+    handle h;
+    uint8_t net;          /* NET_* */
+    uint8_t unlink;       /* remove the unix socket path on close */
+    int keepalive;        /* seconds for accepted TCP conns; < 0 off */
+    socklen_t alen;
+    struct sockaddr_storage a;
+} listener;
+
+static listener *listener_check(lua_State *L) {
+    return luaL_checkudata(L, 1, LISTENER_MT);
+}
+
+static listener *listener_new(lua_State *L, int net) {
+    listener *ln = lua_newuserdatauv(L, sizeof *ln, 0);
+    memset(ln, 0, sizeof *ln);
+    ln->h.fd = -1;
+    ln->net = (uint8_t)net;
+    ln->keepalive = LISTENER_KEEPALIVE;
+    luaL_setmetatable(L, LISTENER_MT);
+    return ln;
+}
+
+static int listener_fail(lua_State *L, listener *ln, const char *op, const char *sys, int cause) {
+    char a[ADDR_STRLEN];
+    sock_format(&ln->a, ln->alen, a);
+    operr e = {op, sock_netnames[ln->net], NULL, a[0] ? a : NULL, sys, NULL};
+    return errors_fail(L, &e, cause);
+}
+
+static int listener_ok(lua_State *L) {
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+/* core.listener_socket(net, family) -> listener | nil, err: a fresh socket
+ * (family "4", "6" or "unix"); TCP ones get SO_REUSEADDR, as Go's. */
+static int listener_socket(lua_State *L) {
+    int net = luaL_checkoption(L, 1, NULL, sock_netnames);
+    const char *fam = luaL_checkstring(L, 2);
+    int family = strcmp(fam, "6") == 0 ? AF_INET6 : strcmp(fam, "4") == 0 ? AF_INET : AF_UNIX;
+    listener *ln = listener_new(L, net);
+    ln->a.ss_family = (sa_family_t)family;
+    int fd = sock_open(family, SOCK_STREAM);
+    if (fd < 0) return listener_fail(L, ln, "listen", "socket", -fd);
+    int e = handle_init(&ln->h, loop_get(L), fd);
+    if (e) {
+        close(fd);
+        return listener_fail(L, ln, "listen", "epoll_ctl", e);
+    }
+    if (family != AF_UNIX) sock_set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+    return 1;
+}
+
+/* listener:_bind(ip, port | path) -> true | nil, err. */
+static int listener_bind(lua_State *L) {
+    listener *ln = listener_check(L);
+    int e = sock_sockaddr_arg(L, 2, ln->a.ss_family == AF_INET6, &ln->a, &ln->alen);
+    if (!e && bind(ln->h.fd, (struct sockaddr *)&ln->a, ln->alen) < 0) e = errno;
+    if (e) return listener_fail(L, ln, "listen", "bind", e);
+    return listener_ok(L);
+}
+
+/* listener:_listen(backlog, unlink_on_close, keepalive) -> true | nil, err. */
+static int listener_listen(lua_State *L) {
+    listener *ln = listener_check(L);
+    int backlog = (int)luaL_optinteger(L, 2, SOMAXCONN);
+    ln->unlink = (uint8_t)lua_toboolean(L, 3);
+    ln->keepalive = (int)luaL_optinteger(L, 4, LISTENER_KEEPALIVE);
+    if (listen(ln->h.fd, backlog) < 0) return listener_fail(L, ln, "listen", "listen", errno);
+    socklen_t n = sizeof ln->a;
+    if (getsockname(ln->h.fd, (struct sockaddr *)&ln->a, &n) == 0) ln->alen = n;
+    return listener_ok(L);
+}
+
+static int listener_setup_conn(listener *ln, int fd) {
+    if (ln->net == NET_UNIX) return 0;
+    int e = sock_set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+    if (!e && ln->keepalive >= 0) e = sock_keepalive(fd, 1, ln->keepalive);
+    return e;
+}
+
+static int listener_accept_k(lua_State *L, int status, lua_KContext kctx);
+
+/* listener:accept() -> conn | nil, err: the next connection; a close
+ * wakes it with ErrClosed. EMFILE and the like are returned, not retried. */
+static int listener_accept(lua_State *L) {
+    listener *ln = listener_check(L);
+    task *t = task_current(L);
+    if (!t) return loop_block(L, listener_accept, lua_gettop(L));
+    if (ln->h.rd) return listener_fail(L, ln, "accept", NULL, ERR_BUSY);
+    return listener_accept_k(L, LUA_OK, 0);
+}
+
+static int listener_accept_k(lua_State *L, int status, lua_KContext kctx) {
+    listener *ln = listener_check(L);
+    task *t = task_current(L);
+    (void)kctx;
+    if (status == LUA_YIELD && t->reason != WAKE_READY)
+        return listener_fail(L, ln, "accept", NULL,
+                             t->reason == WAKE_TIMEOUT ? ERR_TIMEOUT
+                             : t->reason == WAKE_CLOSED ? ERR_CLOSED : ERR_CANCELED);
+    for (;;) {
+        if (ln->h.fd < 0) return listener_fail(L, ln, "accept", NULL, ERR_CLOSED);
+        if (handle_deadline_passed(ln->h.rdl)) return listener_fail(L, ln, "accept", NULL, ERR_TIMEOUT);
+        struct sockaddr_storage peer;
+        socklen_t plen = sizeof peer;
+        int fd = accept4(ln->h.fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            int e = errno;
+            if (e == EINTR || e == ECONNABORTED) continue;
+            if (e != EAGAIN && e != EWOULDBLOCK) return listener_fail(L, ln, "accept", "accept4", e);
+            return task_park(L, t, &ln->h.rd, ln->h.rdl, PARK_ACCEPT, 0, listener_accept_k);
+        }
+        listener_setup_conn(ln, fd);
+        conn *c = conn_new(L, ln->net);
+        int e = conn_attach(L, c, fd, &peer, plen);
+        if (e) return listener_fail(L, ln, "accept", "epoll_ctl", e);
+        return 1;
+    }
+}
+
+static void listener_unlink(listener *ln) {
+    const struct sockaddr_un *su = (const struct sockaddr_un *)&ln->a;
+    if (ln->unlink && ln->a.ss_family == AF_UNIX && ln->alen > sizeof(sa_family_t) &&
+        su->sun_path[0] != 0)
+        unlink(su->sun_path);
+    ln->unlink = 0;
+}
+
+/* listener:close() -> true | nil, ErrClosed: a parked accept wakes with
+ * ErrClosed; a unix socket path it created is removed (unlink_on_close). */
+static int listener_close(lua_State *L) {
+    listener *ln = listener_check(L);
+    if (handle_close(&ln->h) < 0) return listener_fail(L, ln, "close", NULL, ERR_CLOSED);
+    listener_unlink(ln);
+    return listener_ok(L);
+}
+
+static int listener_gc(lua_State *L) {
+    listener *ln = listener_check(L);
+    if (handle_close(&ln->h) == 0) listener_unlink(ln);
+    return 0;
+}
+
+/* listener:addr() -> address object; still valid after close. */
+static int listener_addr(lua_State *L) {
+    listener *ln = listener_check(L);
+    sock_push_addr(L, &ln->a, ln->alen, sock_netnames[ln->net]);
+    return 1;
+}
+
+/* listener:set_deadline(t | nil): absolute deadline for accept. */
+static int listener_set_deadline(lua_State *L) {
+    listener *ln = listener_check(L);
+    double t = lua_isnoneornil(L, 2) ? 0 : luaL_checknumber(L, 2);
+    if (ln->h.fd < 0) return listener_fail(L, ln, "set", NULL, ERR_CLOSED);
+    if (t <= 0 && !lua_isnoneornil(L, 2)) t = 1e-9;
+    handle_set_deadline(&ln->h, 1, 0, t);
+    return listener_ok(L);
+}
+
+static int listener_fd(lua_State *L) {
+    lua_pushinteger(L, listener_check(L)->h.fd);
+    return 1;
+}
+
+/* listener:file() -> fd | nil, err: a dup without close-on-exec, to pass
+ * the listening socket to a child (zero-downtime restart). */
+static int listener_file(lua_State *L) {
+    listener *ln = listener_check(L);
+    if (ln->h.fd < 0) return listener_fail(L, ln, "file", NULL, ERR_CLOSED);
+    int fd = dup(ln->h.fd);
+    if (fd < 0) return listener_fail(L, ln, "file", "dup", errno);
+    lua_pushinteger(L, fd);
+    return 1;
+}
+
+static int listener_tostring(lua_State *L) {
+    listener *ln = listener_check(L);
+    char a[ADDR_STRLEN];
+    sock_format(&ln->a, ln->alen, a);
+    lua_pushfstring(L, "listener %s %s%s", sock_netnames[ln->net], a,
+                    ln->h.fd < 0 ? " (closed)" : "");
+    return 1;
+}
+
+/* core.file_listener(fd) -> listener | nil, err: a listener over a dup of
+ * an inherited listening stream socket (the caller keeps fd). */
+static int listener_from_file(lua_State *L) {
+    int fd = (int)luaL_checkinteger(L, 1);
+    listener *ln = listener_new(L, NET_TCP);
+    int nfd = sock_dup(fd);
+    if (nfd < 0) return listener_fail(L, ln, "file", "dup", -nfd);
+    int acc = 0;
+    socklen_t n = sizeof acc;
+    ln->alen = sizeof ln->a;
+    if (getsockopt(nfd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &n) < 0 || !acc ||
+        getsockname(nfd, (struct sockaddr *)&ln->a, &ln->alen) < 0) {
+        int e = acc ? errno : EINVAL;
+        close(nfd);
+        ln->alen = 0;
+        return listener_fail(L, ln, "file", "getsockopt", e);
+    }
+    ln->net = ln->a.ss_family == AF_UNIX ? NET_UNIX : NET_TCP;
+    int e = handle_init(&ln->h, loop_get(L), nfd);
+    if (e) {
+        close(nfd);
+        return listener_fail(L, ln, "file", "epoll_ctl", e);
+    }
+    return 1;
+}
+
+static const luaL_Reg listener_methods[] = {
+    {"_bind", listener_bind},
+    {"_listen", listener_listen},
+    {"accept", listener_accept},
+    {"addr", listener_addr},
+    {"close", listener_close},
+    {"fd", listener_fd},
+    {"file", listener_file},
+    {"set_deadline", listener_set_deadline},
+    {NULL, NULL}
+};
+
+static const luaL_Reg listener_meta[] = {
+    {"__close", listener_gc},
+    {"__gc", listener_gc},
+    {"__tostring", listener_tostring},
+    {NULL, NULL}
+};
+
+static const luaL_Reg listener_funcs[] = {
+    {"file_listener", listener_from_file},
+    {"listener_socket", listener_socket},
+    {NULL, NULL}
+};
+
+/* listener_open: register LISTENER_MT and add the listener constructors
+ * to the table on top of the stack. */
+int listener_open(lua_State *L) {
+    luaL_newmetatable(L, LISTENER_MT);
+    luaL_setfuncs(L, listener_meta, 0);
+    luaL_newlib(L, listener_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+    luaL_setfuncs(L, listener_funcs, 0);
+    return 0;
+}

@@ -1,0 +1,420 @@
+/* loop.c - the loop's C half: tasks park (yield) and wake (join the ready
+ * list), the poll step that turns readiness and expired timers into wakes
+ * and hands the woken coroutines to the Lua scheduler in a reused table. */
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "lauxlib.h"
+#include "loop.h"
+#include "timer.h"
+#include "errors.h"
+
+static const char LOOP_KEY = 0;   /* registry: the loop userdata */
+static const char BLOCK_KEY = 0;  /* registry: sched.block (Lua) */
+static const char PARK_TOKEN = 0; /* yielded by a park, so Lua knows it */
+
+#define LOOP_RBUFSZ 65536
+
+static const char *const loop_kind_names[PARK_NKINDS] = {
+    "none", "read", "write", "accept", "connect", "sleep", "chan",
+    "sync", "task", "select", "other"};
+
+double loop_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+loop *loop_get(lua_State *L) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &LOOP_KEY);
+    loop *lp = lua_touserdata(L, -1);
+    lua_pop(L, 1);
+    return lp;
+}
+
+/* ---- tasks ---------------------------------------------------------- */
+
+task *task_current(lua_State *L) {
+    task *t = *(task **)lua_getextraspace(L);
+    return (t && t->co == L) ? t : NULL;
+}
+
+static int ready_push(loop *lp, task *t) {
+    if (lp->nready == lp->capready) {
+        int cap = lp->capready ? 2 * lp->capready : 64;
+        task **r = realloc(lp->ready, (size_t)cap * sizeof *r);
+        if (!r) return -1;
+        lp->ready = r;
+        lp->capready = cap;
+    }
+    lp->ready[lp->nready++] = t;
+    t->queued = 1;
+    return 0;
+}
+
+int task_wake(task *t, int reason) {
+    if (!t->parked) return 0;
+    loop *lp = t->lp;
+    t->parked = 0;
+    if (t->slot) {
+        *t->slot = NULL;
+        t->slot = NULL;
+        lp->nfdwait--;
+    }
+    timer_remove(lp, t);
+    lp->nblocked[t->kind]--;
+    t->kind = PARK_NONE;
+    t->reason = (uint8_t)reason;
+    if (ready_push(lp, t) < 0) abort(); /* cannot lose a wake; OOM here is fatal */
+    return 1;
+}
+
+void task_set_deadline(task *t, double deadline) {
+    loop *lp = t->lp;
+    if (!t->parked) return;
+    t->deadline = deadline;
+    if (deadline <= 0) {
+        timer_remove(lp, t);
+    } else if (deadline <= loop_now()) {
+        task_wake(t, WAKE_TIMEOUT);
+    } else if (t->heap_idx >= 0) {
+        timer_update(lp, t);
+    } else if (timer_add(lp, t) < 0) {
+        task_wake(t, WAKE_TIMEOUT); /* no memory for the timer: fail, don't hang */
+    }
+}
+
+int task_park(lua_State *L, task *t, task **slot, double deadline, int kind,
+              lua_KContext kctx, lua_KFunction k) {
+    loop *lp = t->lp;
+    t->parked = 1;
+    t->kind = (uint8_t)kind;
+    t->reason = WAKE_READY;
+    t->deadline = deadline;
+    lp->nblocked[kind]++;
+    if (slot) {
+        *slot = t;
+        t->slot = slot;
+        lp->nfdwait++;
+    }
+    if (deadline > 0 && timer_add(lp, t) < 0) task_wake(t, WAKE_TIMEOUT);
+    lua_pushlightuserdata(L, (void *)&PARK_TOKEN);
+    return lua_yieldk(L, 1, kctx, k);
+}
+
+/* core.task_new(co) -> task: the C half of a new task running co, queued
+ * to start on the next loop turn. */
+static int task_new(lua_State *L) {
+    lua_State *co = lua_tothread(L, 1);
+    luaL_argcheck(L, co != NULL, 1, "coroutine expected");
+    task *t = lua_newuserdatauv(L, sizeof *t, 1);
+    memset(t, 0, sizeof *t);
+    t->lp = loop_get(L);
+    t->co = co;
+    t->heap_idx = -1;
+    luaL_setmetatable(L, TASK_MT);
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, -2, 1);  /* anchor the coroutine */
+    *(task **)lua_getextraspace(co) = t;
+    if (ready_push(t->lp, t) < 0) return luaL_error(L, "coronet: out of memory");
+    return 1;
+}
+
+/* core.ready(task) -> queued: queue a task that is neither parked nor
+ * queued (it yielded with coroutine.yield: it runs again next turn). */
+static int loop_ready(lua_State *L) {
+    task *t = luaL_checkudata(L, 1, TASK_MT);
+    int ok = !t->parked && !t->queued;
+    if (ok && ready_push(t->lp, t) < 0) return luaL_error(L, "coronet: out of memory");
+    lua_pushboolean(L, ok);
+    return 1;
+}
+
+/* task:__gc: a collected task must leave no timer and no ready entry. */
+static int task_gc(lua_State *L) {
+    task *t = luaL_checkudata(L, 1, TASK_MT);
+    if (t->parked) {
+        loop *lp = t->lp;
+        if (t->slot) { *t->slot = NULL; lp->nfdwait--; }
+        timer_remove(lp, t);
+        lp->nblocked[t->kind]--;
+        t->parked = 0;
+    }
+    return 0;
+}
+
+static int park_done(lua_State *L, int status, lua_KContext ctx) {
+    task *t = (task *)ctx;
+    (void)status;
+    lua_pushinteger(L, t->reason);
+    return 1;
+}
+
+/* core.park([deadline [, kind]]) -> reason: park the calling task until a
+ * wake or its deadline (absolute; nil or 0: none). */
+static int loop_park(lua_State *L) {
+    task *t = task_current(L);
+    double deadline = luaL_optnumber(L, 1, 0);
+    int kind = (int)luaL_optinteger(L, 2, PARK_OTHER);
+    luaL_argcheck(L, kind > 0 && kind < PARK_NKINDS, 2, "bad park kind");
+    if (!t) return luaL_error(L, "coronet: park outside a task");
+    if (deadline > 0 && deadline <= loop_now()) {
+        lua_pushinteger(L, WAKE_TIMEOUT);
+        return 1;
+    }
+    return task_park(L, t, NULL, deadline, kind, (lua_KContext)t, park_done);
+}
+
+/* core.wake(task, reason) -> woken: wake a parked task. */
+static int loop_wake(lua_State *L) {
+    task *t = luaL_checkudata(L, 1, TASK_MT);
+    int reason = (int)luaL_checkinteger(L, 2);
+    lua_pushboolean(L, task_wake(t, reason));
+    return 1;
+}
+
+/* core.yield(): requeue the calling task behind the ready ones. */
+static int loop_yield(lua_State *L) {
+    task *t = task_current(L);
+    if (!t) return 0;
+    if (ready_push(t->lp, t) < 0) return luaL_error(L, "coronet: out of memory");
+    lua_pushlightuserdata(L, (void *)&PARK_TOKEN);
+    return lua_yield(L, 1);
+}
+
+/* ---- the poll step -------------------------------------------------- */
+
+static int loop_timeout_ms(loop *lp, int block) {
+    if (!block || lp->nready) return 0;
+    task *first = timer_first(lp);
+    if (!first) return -1;
+    double ms = ceil((first->deadline - loop_now()) * 1000.0);
+    if (ms < 0) return 0;
+    return ms > 86400000 ? 86400000 : (int)ms;
+}
+
+static void loop_dispatch(loop *lp, int n) {
+    for (int i = 0; i < n; i++) {
+        handle *h = lp->pl.ev[i].data;
+        int what = lp->pl.ev[i].what;
+        if ((what & POLLER_IN) && h->rd) task_wake(h->rd, WAKE_READY);
+        if ((what & POLLER_OUT) && h->wr) task_wake(h->wr, WAKE_READY);
+    }
+}
+
+static void loop_expire(loop *lp) {
+    task *t;
+    double now = 0;
+    while ((t = timer_first(lp))) {
+        if (now == 0 || t->deadline > now) now = loop_now();
+        if (t->deadline > now) break;
+        task_wake(t, WAKE_TIMEOUT);
+    }
+}
+
+/* core.poll(block, ready) -> n [, idle]: wait for readiness (not at all
+ * unless block, and only until the next timer), wake the tasks it concerns
+ * and store the woken coroutines in ready[1..n]. With block and nothing
+ * that could ever wake a task, returns 0, true at once (a deadlock). */
+static int loop_poll(lua_State *L) {
+    loop *lp = loop_get(L);
+    int block = lua_toboolean(L, 1);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    if (block && !lp->nready && !lp->nheap && !lp->nfdwait) {
+        lua_pushinteger(L, 0);
+        lua_pushboolean(L, 1);
+        return 2;
+    }
+    int n = poller_wait(&lp->pl, loop_timeout_ms(lp, block));
+    if (n < 0) return luaL_error(L, "coronet: poller: %s", strerror(errno));
+    loop_dispatch(lp, n);
+    if (lp->nheap) loop_expire(lp);
+    int nready = lp->nready;
+    for (int i = 0; i < nready; i++) {
+        task *t = lp->ready[i];
+        t->queued = 0;
+        lua_checkstack(t->co, 1);
+        lua_pushthread(t->co);      /* a parked coroutine's stack has room */
+        lua_xmove(t->co, L, 1);
+        lua_rawseti(L, 2, i + 1);
+    }
+    lp->nready = 0;
+    lua_pushinteger(L, nready);
+    return 1;
+}
+
+/* ---- blocking outside a task --------------------------------------- */
+
+int loop_block(lua_State *L, lua_CFunction fn, int n) {
+    loop *lp = loop_get(L);
+    if (lp->running)
+        return luaL_error(L, "coronet: blocking call in a coroutine that is not a "
+                             "coronet task while the loop runs (start it with net.go)");
+    int base = lua_gettop(L) - n;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &BLOCK_KEY);
+    if (lua_isnil(L, -1)) return luaL_error(L, "coronet: scheduler not loaded");
+    lua_insert(L, base + 1);
+    lua_pushcfunction(L, fn);
+    lua_insert(L, base + 2);
+    lua_call(L, n + 1, LUA_MULTRET);
+    return lua_gettop(L) - base;
+}
+
+/* core.set_block(fn): sched.block, called by blocking C calls outside tasks. */
+static int loop_set_block(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TFUNCTION);
+    lua_pushvalue(L, 1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &BLOCK_KEY);
+    return 0;
+}
+
+/* core.set_running(on): the scheduler marks when it drives the loop. */
+static int loop_set_running(lua_State *L) {
+    loop_get(L)->running = lua_toboolean(L, 1);
+    return 0;
+}
+
+/* core.park_token(): the value a park yields, to tell it from a user yield. */
+static int loop_park_token(lua_State *L) {
+    lua_pushlightuserdata(L, (void *)&PARK_TOKEN);
+    return 1;
+}
+
+static int loop_now_l(lua_State *L) {
+    lua_pushnumber(L, loop_now());
+    return 1;
+}
+
+/* core.stats() -> {timers, fds, fdwait, ready, blocked = {kind = n}}. */
+static int loop_stats(lua_State *L) {
+    const char *const *kinds = loop_kind_names;
+    loop *lp = loop_get(L);
+    lua_createtable(L, 0, 5);
+    lua_pushinteger(L, lp->nheap);
+    lua_setfield(L, -2, "timers");
+    lua_pushinteger(L, lp->nfds);
+    lua_setfield(L, -2, "fds");
+    lua_pushinteger(L, lp->nready);
+    lua_setfield(L, -2, "ready");
+    lua_createtable(L, 0, PARK_NKINDS);
+    for (int k = 1; k < PARK_NKINDS; k++) {
+        lua_pushinteger(L, lp->nblocked[k]);
+        lua_setfield(L, -2, kinds[k]);
+    }
+    lua_setfield(L, -2, "blocked");
+    return 1;
+}
+
+/* ---- handles -------------------------------------------------------- */
+
+int handle_init(handle *h, loop *lp, int fd) {
+    h->lp = lp;
+    h->rd = h->wr = NULL;
+    h->rdl = h->wrl = 0;
+    h->fd = -1;
+    int e = poller_add(&lp->pl, fd, h);
+    if (e) return e;
+    h->fd = fd;
+    lp->nfds++;
+    return 0;
+}
+
+int handle_close(handle *h) {
+    if (h->fd < 0) return -1;
+    int fd = h->fd;
+    h->fd = -1;
+    if (h->rd) task_wake(h->rd, WAKE_CLOSED);
+    if (h->wr) task_wake(h->wr, WAKE_CLOSED);
+    poller_del(&h->lp->pl, fd);
+    close(fd);
+    h->lp->nfds--;
+    return 0;
+}
+
+void handle_set_deadline(handle *h, int rd, int wr, double t) {
+    if (rd) {
+        h->rdl = t;
+        if (h->rd) task_set_deadline(h->rd, t);
+    }
+    if (wr) {
+        h->wrl = t;
+        if (h->wr) task_set_deadline(h->wr, t);
+    }
+}
+
+int handle_deadline_passed(double d) {
+    return d > 0 && d <= loop_now();
+}
+
+/* ---- the loop object ------------------------------------------------ */
+
+static int loop_gc(lua_State *L) {
+    loop *lp = luaL_checkudata(L, 1, LOOP_MT);
+    poller_free(&lp->pl);
+    free(lp->heap);
+    free(lp->ready);
+    free(lp->rbuf);
+    lp->heap = NULL;
+    lp->ready = NULL;
+    lp->rbuf = NULL;
+    return 0;
+}
+
+static const luaL_Reg loop_funcs[] = {
+    {"now", loop_now_l},
+    {"park", loop_park},
+    {"park_token", loop_park_token},
+    {"poll", loop_poll},
+    {"ready", loop_ready},
+    {"set_block", loop_set_block},
+    {"set_running", loop_set_running},
+    {"stats", loop_stats},
+    {"task_new", task_new},
+    {"wake", loop_wake},
+    {"yield", loop_yield},
+    {NULL, NULL}
+};
+
+/* loop_open: create this Lua state's loop and add the loop functions to
+ * the table on top of the stack. */
+int loop_open(lua_State *L) {
+    luaL_newmetatable(L, TASK_MT);
+    lua_pushcfunction(L, task_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_pop(L, 1);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &LOOP_KEY);
+    int have = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    if (!have) {
+        loop *lp = lua_newuserdatauv(L, sizeof *lp, 0);
+        memset(lp, 0, sizeof *lp);
+        lp->pl.fd = -1;
+        luaL_newmetatable(L, LOOP_MT);
+        lua_pushcfunction(L, loop_gc);
+        lua_setfield(L, -2, "__gc");
+        lua_setmetatable(L, -2);
+        int e = poller_init(&lp->pl);
+        lp->rbuf = malloc(LOOP_RBUFSZ);
+        lp->rbufsz = LOOP_RBUFSZ;
+        if (e || !lp->rbuf) return luaL_error(L, "coronet: cannot create the loop: %s", strerror(e ? e : ENOMEM));
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &LOOP_KEY);
+    }
+    luaL_setfuncs(L, loop_funcs, 0);
+    lua_createtable(L, 0, PARK_NKINDS);
+    for (int k = 1; k < PARK_NKINDS; k++) {
+        lua_pushinteger(L, k);
+        lua_setfield(L, -2, loop_kind_names[k]);
+    }
+    lua_setfield(L, -2, "park_kinds");
+    lua_createtable(L, 0, 4);
+    static const char *const reasons[] = {"ready", "timeout", "closed", "canceled"};
+    for (int r = 0; r < 4; r++) {
+        lua_pushinteger(L, r);
+        lua_setfield(L, -2, reasons[r]);
+    }
+    lua_setfield(L, -2, "wake_reasons");
+    return 0;
+}

@@ -1,0 +1,109 @@
+/* loop.h - the event loop's C half: tasks that park and wake, the timer
+ * heap, the poller, and handles (an fd with a parked reader and writer).
+ * The Lua scheduler (lua/coronet/sched.lua) owns the coroutines: C parks a
+ * task by yielding from it and, when it wakes, hands its coroutine back to
+ * Lua through the ready list. C never resumes a coroutine. */
+#ifndef CORONET_LOOP_H
+#define CORONET_LOOP_H
+
+#include <stdint.h>
+#include "lua.h"
+#include "poller.h"
+
+#define LOOP_MT "coronet.loop"
+#define TASK_MT "coronet.task"
+
+/* Why a parked task woke; its blocking call turns this into a result. */
+enum wake_reason { WAKE_READY = 0, WAKE_TIMEOUT, WAKE_CLOSED, WAKE_CANCELED };
+
+/* What a task is parked on, for net.debug.stats(). */
+enum park_kind {
+    PARK_NONE = 0, PARK_READ, PARK_WRITE, PARK_ACCEPT, PARK_CONNECT,
+    PARK_SLEEP, PARK_CHAN, PARK_SYNC, PARK_TASK, PARK_SELECT, PARK_OTHER,
+    PARK_NKINDS
+};
+
+struct loop;
+
+/* task: the C half of a coronet task (userdata TASK_MT; uservalue 1 is its
+ * coroutine, which keeps it alive while the Lua scheduler holds the task). */
+typedef struct task {
+    struct loop *lp;
+    lua_State *co;
+    struct task **slot;  /* the handle slot it is parked in, or NULL */
+    double deadline;     /* absolute; 0 when none */
+    int heap_idx;        /* index in the timer heap, -1 when not armed */
+    uint8_t parked;      /* waiting for a wake */
+    uint8_t queued;      /* in the ready list */
+    uint8_t kind;        /* enum park_kind while parked */
+    uint8_t reason;      /* enum wake_reason of the last wake */
+} task;
+
+/* handle: an fd registered once with the poller (edge-triggered) and the
+ * tasks parked on it. Embedded first in conns, listeners, packet conns. */
+typedef struct handle {
+    int fd;              /* -1 once closed */
+    struct loop *lp;
+    task *rd, *wr;       /* parked reader / writer */
+    double rdl, wrl;     /* read / write deadlines, absolute; 0 when none */
+} handle;
+
+typedef struct loop {
+    poller pl;
+    task **heap;         /* timer min-heap on task->deadline */
+    int nheap, capheap;
+    task **ready;        /* woken tasks not yet handed to Lua */
+    int nready, capready;
+    int nfds;            /* open handles */
+    int nfdwait;         /* tasks parked on a handle */
+    int nblocked[PARK_NKINDS];
+    char *rbuf;          /* shared read buffer: idle conns own none */
+    size_t rbufsz;
+    int running;         /* the Lua scheduler is driving the loop */
+} loop;
+
+/* loop_now: monotonic seconds. */
+double loop_now(void);
+
+/* loop_get: the Lua state's loop (created by loop_open). */
+loop *loop_get(lua_State *L);
+
+/* task_current: the task whose coroutine is L, or NULL outside a task. */
+task *task_current(lua_State *L);
+
+/* task_park: park t (the task running L) in *slot (may be NULL) until a
+ * wake or, when deadline > 0, until then; then yield from L. On resume k
+ * runs with kctx; the wake's reason is in t->reason. Never returns. */
+int task_park(lua_State *L, task *t, task **slot, double deadline, int kind,
+              lua_KContext kctx, lua_KFunction k);
+
+/* task_wake: wake t with reason if it is parked; returns 1 if it was. */
+int task_wake(task *t, int reason);
+
+/* task_set_deadline: move a parked task's deadline (0 clears); a deadline
+ * at or before now wakes it at once with WAKE_TIMEOUT. */
+void task_set_deadline(task *t, double deadline);
+
+/* loop_block: call the C function fn with the n values on top of L's stack
+ * as a task driven to completion by the scheduler (a blocking call made
+ * outside a task); leaves its results on the stack and returns their count. */
+int loop_block(lua_State *L, lua_CFunction fn, int n);
+
+/* handle_init: open h around fd and register it with the poller; on
+ * failure returns an errno and leaves h closed (fd -1), fd still open. */
+int handle_init(handle *h, loop *lp, int fd);
+
+/* handle_close: wake parked tasks with WAKE_CLOSED, unregister, close the
+ * fd. Returns 0, or -1 if h was already closed. */
+int handle_close(handle *h);
+
+/* handle_set_deadline: set the read and/or write deadline (0 clears) and
+ * re-arm any task parked on that side. */
+void handle_set_deadline(handle *h, int rd, int wr, double t);
+
+/* handle_deadline_passed: whether the deadline d is set and already passed. */
+int handle_deadline_passed(double d);
+
+int loop_open(lua_State *L);
+
+#endif

@@ -1,0 +1,33 @@
+/* poller.h - the readiness backend, chosen at build time (poller_epoll.c on
+ * Linux). Each fd is registered once for both directions, edge-triggered. */
+#ifndef CORONET_POLLER_H
+#define CORONET_POLLER_H
+
+#define POLLER_MAXEVENTS 256
+
+enum { POLLER_IN = 1, POLLER_OUT = 2 };
+
+typedef struct poller_event {
+    void *data;
+    int what;            /* POLLER_IN | POLLER_OUT (errors wake both) */
+} poller_event;
+
+typedef struct poller {
+    int fd;
+    poller_event ev[POLLER_MAXEVENTS];
+} poller;
+
+/* poller_init: returns 0 or an errno. */
+int poller_init(poller *p);
+/* poller_free: release the backend; safe twice. */
+void poller_free(poller *p);
+/* poller_add: watch fd in both directions with data as its tag; 0 or errno. */
+int poller_add(poller *p, int fd, void *data);
+/* poller_del: stop watching fd (before it is closed: a dup'ed fd would
+ * otherwise keep reporting a stale tag); 0 or errno. */
+int poller_del(poller *p, int fd);
+/* poller_wait: wait up to timeout_ms (-1 forever) and fill p->ev; returns
+ * the number of events, or -1 with errno set (EINTR yields 0). */
+int poller_wait(poller *p, int timeout_ms);
+
+#endif

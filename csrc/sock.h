@@ -1,0 +1,48 @@
+/* sock.h - fd-level socket helpers shared by conns, listeners and packet
+ * conns: socket creation, socket addresses from Lua arguments, rendering
+ * addresses, and socket options by their C names. */
+#ifndef CORONET_SOCK_H
+#define CORONET_SOCK_H
+
+#include <sys/socket.h>
+#include "lua.h"
+
+#define ADDR_STRLEN 128
+
+/* Network names, as the user spells them; kept in handles and errors. */
+enum { NET_TCP, NET_TCP4, NET_TCP6, NET_UNIX, NET_UDP, NET_UDP4, NET_UDP6,
+       NET_UNIXGRAM, NET_N };
+extern const char *const sock_netnames[NET_N];
+
+/* sock_open: a new non-blocking, close-on-exec socket; fd or -errno. */
+int sock_open(int family, int type);
+
+/* sock_dup: a close-on-exec duplicate of fd; the new fd or -errno. */
+int sock_dup(int fd);
+
+/* sock_sockaddr_arg: read a socket address from the Lua arguments at idx:
+ * an net.ip Addr and a port at idx+1, or a unix path string ("@name" is
+ * Linux's abstract namespace). want6 maps a v4 Addr into an AF_INET6
+ * sockaddr. Returns 0, or an errno (EINVAL, ENAMETOOLONG, ENXIO). */
+int sock_sockaddr_arg(lua_State *L, int idx, int want6,
+                      struct sockaddr_storage *ss, socklen_t *len);
+
+/* sock_format: render sa as Go does ("1.2.3.4:80", "[::1]:80", "/p",
+ * "@abstract"); an empty unix address renders as "". */
+void sock_format(const struct sockaddr_storage *sa, socklen_t len, char *buf);
+
+/* sock_push_addr: push an address object (net.addr) for sa, or nil when
+ * len is 0. net is the network name it belongs to. */
+void sock_push_addr(lua_State *L, const struct sockaddr_storage *sa,
+                    socklen_t len, const char *net);
+
+/* sock_set_int: setsockopt with an int value; 0 or errno. */
+int sock_set_int(int fd, int level, int name, int value);
+
+/* sock_keepalive: SO_KEEPALIVE on or off, and with period > 0 the idle
+ * time and probe interval (seconds); 0 or errno. */
+int sock_keepalive(int fd, int on, int period);
+
+int sock_open_lib(lua_State *L);
+
+#endif

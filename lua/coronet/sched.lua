@@ -1,0 +1,251 @@
+--- coronet.sched: the task scheduler.
+-- Tasks are coroutines. A blocking call parks its task in C (on a conn's
+-- handle, or with `core.park` for Lua-side waits) and yields; the loop turn
+-- (`core.poll`) hands back the coroutines that woke, and this module
+-- resumes them. A blocking call made outside any task drives the loop
+-- itself until that call completes (the REPL contract in API.md).
+local core = require "coronet.core"
+
+local cocreate, coresume, costatus, corunning = coroutine.create, coroutine.resume,
+    coroutine.status, coroutine.running
+local pack, unpack = table.pack, table.unpack
+local traceback, getinfo = debug.traceback, debug.getinfo
+local poll, task_new, cwake, cpark, cready = core.poll, core.task_new, core.wake,
+    core.park, core.ready
+local now = core.now
+local PARK_TOKEN = core.park_token()
+local KIND = core.park_kinds
+local WAKE = core.wake_reasons
+
+local M = {KIND = KIND, WAKE = WAKE}
+
+local tasks = {}                              -- live tasks (anchors them)
+local ntasks = 0
+local by_co = setmetatable({}, {__mode = "k"}) -- coroutine -> task
+local ready = {}                              -- reused: coroutines woken this turn
+local unobserved = nil                        -- first error nobody waited for
+local running = false                         -- a driver is running the loop
+local next_id = 0
+
+---------------------------------------------------------------------------
+-- Tasks
+---------------------------------------------------------------------------
+local Task = {}
+Task.__index = Task
+Task.__name = "coronet.task"
+
+local function finish(t, ok, ...)
+    t.done, t.ok = true, ok
+    if ok then t.results = pack(...) else t.err = ... end
+    tasks[t] = nil
+    ntasks = ntasks - 1
+    local waiters = t.waiters
+    if waiters then
+        t.waiters = nil
+        for i = 1, #waiters do cwake(waiters[i].w, WAKE.ready) end
+    elseif not ok and not t.observed then
+        io.stderr:write("coronet: task ", t.id, " failed: ", t.traceback or tostring(t.err), "\n")
+        unobserved = unobserved or t.err
+    end
+end
+
+--- go: start `fn(...)` as a new task; it first runs on the next loop turn.
+-- @treturn task a handle with `:wait()`
+function M.go(fn, ...)
+    if type(fn) ~= "function" and not (getmetatable(fn) or {}).__call then
+        error("bad argument #1 to 'go' (function expected, got " .. type(fn) .. ")", 2)
+    end
+    next_id = next_id + 1
+    local t = setmetatable({id = next_id, args = pack(...)}, Task)
+    local function handler(e)
+        t.traceback = traceback(tostring(e), 2)
+        return e
+    end
+    local co = cocreate(function()
+        local args = t.args
+        t.args = nil
+        return finish(t, xpcall(fn, handler, unpack(args, 1, args.n)))
+    end)
+    t.co = co
+    by_co[co] = t
+    tasks[t] = true
+    ntasks = ntasks + 1
+    t.w = task_new(co)
+    return t
+end
+
+--- current: the running task, or nil outside tasks.
+function M.current()
+    return by_co[corunning()]
+end
+
+--- park: park the running task until `wake` or the absolute `deadline`
+-- (nil: none); `kind` (a KIND code) is what debug.stats() counts it as.
+-- @treturn integer a WAKE code: why it woke
+M.park = cpark
+
+--- park_ctx: park like `park`, also woken with WAKE.canceled when `ctx`
+-- (optional, a net.context) ends; a ctx already ended returns at once.
+-- The caller turns WAKE.canceled into `nil, ctx:err()`.
+function M.park_ctx(deadline, kind, ctx)
+    if ctx == nil then return cpark(deadline, kind) end
+    if ctx:err() then return WAKE.canceled end
+    local me = by_co[corunning()]
+    local token = ctx:_watch(me)
+    local r = cpark(deadline, kind)
+    ctx:_unwatch(token)
+    if r ~= WAKE.canceled and ctx:err() then r = WAKE.canceled end
+    return r
+end
+
+--- wake: wake a parked task with `reason` (a WAKE code, default ready).
+-- @treturn boolean whether it was parked
+function M.wake(t, reason)
+    return cwake(t.w, reason or WAKE.ready)
+end
+
+---------------------------------------------------------------------------
+-- Driving the loop
+---------------------------------------------------------------------------
+local function run_ready(n)
+    for i = 1, n do
+        local co = ready[i]
+        ready[i] = nil
+        local ok, tok = coresume(co)
+        if not ok then
+            error("coronet: scheduler: task body failed: " .. tostring(tok), 0)
+        elseif tok ~= PARK_TOKEN and costatus(co) == "suspended" then
+            cready(by_co[co].w)                 -- a plain coroutine.yield()
+        end
+    end
+end
+
+local function drive(t)
+    running = true
+    core.set_running(true)
+    local ok, err = pcall(function()
+        while not t.done do
+            local n, idle = poll(true, ready)
+            if idle then
+                error("coronet: deadlock: every task is blocked and nothing can wake one", 0)
+            end
+            run_ready(n)
+            if unobserved then
+                local e = unobserved
+                unobserved = nil
+                error(e, 0)
+            end
+        end
+    end)
+    running = false
+    core.set_running(false)
+    if not ok then error(err, 0) end
+end
+
+local function results(t)
+    if t.ok then return unpack(t.results, 1, t.results.n) end
+    return nil, t.err
+end
+
+--- run: run `fn(...)` as a task and drive the loop until it returns.
+-- Other tasks go on meanwhile and stay parked afterwards. An error in `fn`
+-- (or in any task nobody waits for) is raised here. Inside a task, it
+-- simply calls `fn(...)`.
+function M.run(fn, ...)
+    if M.current() then return fn(...) end
+    if running then error("coronet: net.run inside a running loop", 2) end
+    local t = M.go(fn, ...)
+    t.observed = true
+    drive(t)
+    if not t.ok then error(t.traceback or t.err, 0) end
+    return unpack(t.results, 1, t.results.n)
+end
+
+--- block: the blocking call `fn(...)` made outside a task: run it as a
+-- task, drive the loop until it completes, return its results.
+function M.block(fn, ...)
+    if running then
+        error("coronet: blocking call in a coroutine that is not a coronet task "
+              .. "while the loop runs (start it with net.go)", 3)
+    end
+    local t = M.go(fn, ...)
+    t.observed = true
+    drive(t)
+    if not t.ok then error(t.err, 0) end
+    return unpack(t.results, 1, t.results.n)
+end
+core.set_block(M.block)
+
+---------------------------------------------------------------------------
+-- Task methods and helpers
+---------------------------------------------------------------------------
+
+--- task:wait(): block until the task ends.
+-- @treturn[1] any the task's results
+-- @treturn[2] nil
+-- @treturn[2] any the error it raised
+function Task:wait()
+    local me = by_co[corunning()]
+    if not me then return M.block(Task.wait, self) end
+    self.observed = true
+    while not self.done do
+        local w = self.waiters
+        if not w then w = {}; self.waiters = w end
+        w[#w + 1] = me
+        cpark(nil, KIND.task)
+    end
+    return results(self)
+end
+
+function Task:__tostring()
+    return "task " .. self.id .. (self.done and " (done)" or "")
+end
+
+--- done: whether the task has ended.
+function Task:is_done() return self.done == true end
+
+--- sleep: suspend the running task for `s` seconds (0 just yields).
+function M.sleep(s)
+    local t = by_co[corunning()]
+    if not t then return M.block(M.sleep, s) end
+    s = tonumber(s) or error("bad argument #1 to 'sleep' (number expected)", 2)
+    if s <= 0 then return M.yield() end
+    cpark(now() + s, KIND.sleep)
+end
+
+--- yield: let every other ready task run first.
+function M.yield()
+    if not by_co[corunning()] then return M.block(M.yield) end
+    core.yield()
+end
+
+---------------------------------------------------------------------------
+-- Diagnostics
+---------------------------------------------------------------------------
+
+--- stats: {tasks, blocked = {read, write, ...}, timers, fds, ready}.
+function M.stats()
+    local s = core.stats()
+    s.tasks = ntasks
+    return s
+end
+
+--- tasks: one entry per live task: {id, state, where, traceback}.
+function M.tasks()
+    local out = {}
+    for t in pairs(tasks) do
+        local co = t.co
+        local info = getinfo(co, 1, "Sl")
+        out[#out + 1] = {
+            id = t.id,
+            state = costatus(co),
+            where = info and (info.short_src .. ":" .. (info.currentline or 0)) or "?",
+            traceback = traceback(co),
+        }
+    end
+    table.sort(out, function(a, b) return a.id < b.id end)
+    return out
+end
+
+M.now = now
+return M
