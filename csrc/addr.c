@@ -65,7 +65,7 @@ static long addr_decimal(const char *s, size_t n, long max)
         int d = s[i] - '0';
         if (d < 0 || d > 9)
             return -1;
-        big = big || v > (max - d) / 10;   /* v * 10 + d > max */
+        big = big || v > max / 10 || (v == max / 10 && d > max % 10);
         if (!big)
             v = v * 10 + d;
     }
@@ -81,11 +81,14 @@ static int ipaddr_fail(ipaddr_perr *e, const char *msg, size_t at,
     return -1;
 }
 
+/* ipaddr_set4: make a the v4 address q[0..3]; q may point into a. */
 static void ipaddr_set4(ipaddr *a, const uint8_t *q)
 {
+    uint8_t v4[4];
+    memcpy(v4, q, 4);
     memset(a, 0, sizeof *a);
     a->b[10] = a->b[11] = 0xff;
-    memcpy(a->b + 12, q, 4);
+    memcpy(a->b + 12, v4, 4);
     a->family = 4;
 }
 
@@ -93,6 +96,7 @@ static void ipaddr_set4(ipaddr *a, const uint8_t *q)
  * zone, a zone is cut to IPADDR_ZONE_MAX bytes. */
 static void ipaddr_copy(ipaddr *dst, const ipaddr *a)
 {
+    int i;
     if (a->family == 4) {
         ipaddr_set4(dst, a->b + 12);
         return;
@@ -100,7 +104,8 @@ static void ipaddr_copy(ipaddr *dst, const ipaddr *a)
     memset(dst, 0, sizeof *dst);
     memcpy(dst->b, a->b, 16);
     dst->family = 6;
-    memcpy(dst->zone, a->zone, strnlen(a->zone, IPADDR_ZONE_MAX));
+    for (i = 0; i < IPADDR_ZONE_MAX && a->zone[i] != '\0'; i++)
+        dst->zone[i] = a->zone[i];
 }
 
 static int ipaddr_is4in6(const ipaddr *a)
@@ -431,6 +436,17 @@ static int ipaddr_zone_index(const char *zone, uint32_t *idx)
     return *idx != 0 ? 0 : ENXIO;
 }
 
+/* ipaddr_zone_name: the zone for an interface index: its name, or the
+ * number when the interface is gone. */
+static void ipaddr_zone_name(uint32_t idx, char *zone)
+{
+    char name[IF_NAMESIZE];
+    if (if_indextoname(idx, name) != NULL)
+        snprintf(zone, IPADDR_ZONE_MAX + 1, "%s", name);
+    else
+        snprintf(zone, IPADDR_ZONE_MAX + 1, "%lu", (unsigned long)idx);
+}
+
 /* ipaddr_to_sockaddr: see addr.h; EINVAL for a port out of 0..65535. */
 int ipaddr_to_sockaddr(const ipaddr *a, int port, int want6,
                        struct sockaddr_storage *ss, socklen_t *len)
@@ -466,7 +482,6 @@ int ipaddr_from_sockaddr(const struct sockaddr *sa, ipaddr *a, int *port)
 {
     const struct sockaddr_in *sin = (const struct sockaddr_in *)sa;
     const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)sa;
-    char name[IF_NAMESIZE];
     if (sa->sa_family == AF_INET) {
         ipaddr_set4(a, (const uint8_t *)&sin->sin_addr);
         if (port)
@@ -481,13 +496,9 @@ int ipaddr_from_sockaddr(const struct sockaddr *sa, ipaddr *a, int *port)
     if (port)
         *port = ntohs(sin6->sin6_port);
     if (ipaddr_is4in6(a))
-        ipaddr_set4(a, a->b + 12);
-    else if (sin6->sin6_scope_id != 0 &&
-             if_indextoname(sin6->sin6_scope_id, name) != NULL)
-        snprintf(a->zone, sizeof a->zone, "%s", name);
+        ipaddr_set4(a, a->b + 12);         /* as Go does for sockets */
     else if (sin6->sin6_scope_id != 0)
-        snprintf(a->zone, sizeof a->zone, "%u",
-                 (unsigned)sin6->sin6_scope_id);
+        ipaddr_zone_name(sin6->sin6_scope_id, a->zone);
     return 0;
 }
 
@@ -1189,24 +1200,24 @@ static size_t addr_bracketed(const char *s, size_t n, size_t i,
 /* addr_split_host_port: Go's net.SplitHostPort. */
 static int addr_split_host_port(lua_State *L)
 {
-    size_t n, i, end, j = 0, k = 0;
+    size_t n, i, h0 = 0, h1, k = 0;
     const char *s = luaL_checklstring(L, 1, &n), *why = NULL;
     if ((i = addr_lastindex(s, n, ':')) == ADDR_NPOS)
         return addr_hosterr(L, s, n, "missing port in address");
+    h1 = i;
     if (s[0] == '[') {
-        if ((end = addr_bracketed(s, n, i, &why)) == ADDR_NPOS)
+        if ((h1 = addr_bracketed(s, n, i, &why)) == ADDR_NPOS)
             return addr_hosterr(L, s, n, why);
-        lua_pushlstring(L, s + 1, end - 1);
-        j = 1, k = end + 1;
-    } else {
-        if (memchr(s, ':', i) != NULL)
-            return addr_hosterr(L, s, n, "too many colons in address");
-        lua_pushlstring(L, s, i);
+        h0 = 1;                            /* no '[' or ']' before these */
+        k = h1 + 1;
+    } else if (memchr(s, ':', i) != NULL) {
+        return addr_hosterr(L, s, n, "too many colons in address");
     }
-    if (memchr(s + j, '[', n - j) != NULL)
+    if (memchr(s + h0, '[', n - h0) != NULL)
         return addr_hosterr(L, s, n, "unexpected '[' in address");
     if (memchr(s + k, ']', n - k) != NULL)
         return addr_hosterr(L, s, n, "unexpected ']' in address");
+    lua_pushlstring(L, s + h0, h1 - h0);
     lua_pushlstring(L, s + i + 1, n - i - 1);
     return 2;
 }
@@ -1217,23 +1228,18 @@ static int addr_join_host_port(lua_State *L)
 {
     size_t n;
     const char *host = luaL_checklstring(L, 1, &n);
-    if (lua_isinteger(L, 2))
-        lua_pushfstring(L, "%I", (LUAI_UACINT)lua_tointeger(L, 2));
-    else if (lua_type(L, 2) == LUA_TSTRING)
-        lua_pushvalue(L, 2);
-    else
-        return luaL_typeerror(L, 2, "string or integer");
-    if (memchr(host, ':', n) != NULL) {
-        lua_pushliteral(L, "[");
-        lua_pushvalue(L, 1);
-        lua_pushliteral(L, "]:");
-    } else {
-        lua_pushvalue(L, 1);
-        lua_pushliteral(L, ":");
-        lua_pushliteral(L, "");
-    }
-    lua_rotate(L, -4, -1);                 /* port to the top */
-    lua_concat(L, 4);
+    int colon = memchr(host, ':', n) != NULL;
+    luaL_Buffer b;
+    luaL_argexpected(L, lua_isinteger(L, 2) || lua_type(L, 2) == LUA_TSTRING,
+                     2, "string or integer");
+    luaL_buffinit(L, &b);
+    if (colon)
+        luaL_addchar(&b, '[');
+    luaL_addlstring(&b, host, n);
+    luaL_addstring(&b, colon ? "]:" : ":");
+    lua_pushvalue(L, 2);
+    luaL_addvalue(&b);                     /* an integer becomes "80" */
+    luaL_pushresult(&b);
     return 1;
 }
 

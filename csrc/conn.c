@@ -52,12 +52,15 @@ int conn_attach(lua_State *L, conn *c, int fd, const struct sockaddr_storage *pe
     return 0;
 }
 
-/* conn_fail: nil and an error for op on c; source and addr from the conn. */
-static int conn_fail(lua_State *L, conn *c, const char *op, const char *sys, int cause) {
+/* conn_fail: nil and an error for op on c; source and addr from the conn.
+ * ctxidx locates the net.context whose err() an ERR_CTX cause wraps. */
+static int conn_failx(lua_State *L, conn *c, const char *op, const char *sys, int cause,
+                      int ctxidx) {
     char src[ADDR_STRLEN], dst[ADDR_STRLEN];
     sock_format(&c->la, c->llen, src);
     sock_format(&c->ra, c->rlen, dst);
-    operr e = {op, sock_netnames[c->net], src[0] ? src : NULL, dst[0] ? dst : NULL, sys, NULL};
+    operr e = {op, sock_netnames[c->net], src[0] ? src : NULL, dst[0] ? dst : NULL, sys, NULL,
+               ctxidx};
     if (strcmp(op, "dial") == 0) { /* Go: dial errors name the target only */
         e.source = NULL;
         e.addr = dst;
@@ -65,35 +68,35 @@ static int conn_fail(lua_State *L, conn *c, const char *op, const char *sys, int
     return errors_fail(L, &e, cause);
 }
 
-/* The result of a wake other than READY, as an error cause. */
-static int conn_wake_cause(task *t) {
-    return t->reason == WAKE_TIMEOUT ? ERR_TIMEOUT
-         : t->reason == WAKE_CLOSED ? ERR_CLOSED : ERR_CANCELED;
+static int conn_fail(lua_State *L, conn *c, const char *op, const char *sys, int cause) {
+    return conn_failx(L, c, op, sys, cause, 0);
 }
 
 /* ---- read ----------------------------------------------------------- */
 
 static int conn_read_k(lua_State *L, int status, lua_KContext kctx);
 
-/* conn:read([max]) -> data | nil, err: 1..max bytes (default 64 KiB), or
- * nil, net.EOF at end of stream. */
+/* conn:read([max] [, ctx]) -> data | nil, err: 1..max bytes (default
+ * 64 KiB), or nil, net.EOF at end of stream. */
 static int conn_read(lua_State *L) {
     conn *c = conn_check(L);
-    lua_Integer max = luaL_optinteger(L, 2, CONN_READ_DEFAULT);
+    int ctxidx = ctx_find(L, 2);
+    lua_Integer max = ctxidx == 2 ? CONN_READ_DEFAULT : luaL_optinteger(L, 2, CONN_READ_DEFAULT);
     luaL_argcheck(L, max > 0, 2, "max must be positive");
     task *t = task_current(L);
     if (!t) return loop_block(L, conn_read, lua_gettop(L));
+    if (ctx_ended(L, ctxidx)) return conn_failx(L, c, "read", NULL, ERR_CTX, ctxidx);
     if (c->h.rd) return conn_fail(L, c, "read", NULL, ERR_BUSY);
-    return conn_read_k(L, LUA_OK, 0);
+    return conn_read_k(L, LUA_OK, ctxidx);
 }
 
 static int conn_read_k(lua_State *L, int status, lua_KContext kctx) {
     conn *c = conn_check(L);
     task *t = task_current(L);
-    (void)kctx;
-    if (status == LUA_YIELD && t->reason != WAKE_READY)
-        return conn_fail(L, c, "read", NULL, conn_wake_cause(t));
-    size_t max = (size_t)luaL_optinteger(L, 2, CONN_READ_DEFAULT);
+    int ctxidx = (int)kctx;
+    int cause = task_resume_cause(L, t, status, ctxidx);
+    if (cause) return conn_failx(L, c, "read", NULL, cause, ctxidx);
+    size_t max = ctxidx == 2 ? CONN_READ_DEFAULT : (size_t)luaL_optinteger(L, 2, CONN_READ_DEFAULT);
     loop *lp = c->h.lp;
     if (max > lp->rbufsz) max = lp->rbufsz;
     for (;;) {
@@ -112,7 +115,7 @@ static int conn_read_k(lua_State *L, int status, lua_KContext kctx) {
         int e = errno;
         if (e == EINTR) continue;
         if (e != EAGAIN && e != EWOULDBLOCK) return conn_fail(L, c, "read", "read", e);
-        return task_park(L, t, &c->h.rd, c->h.rdl, PARK_READ, 0, conn_read_k);
+        return task_park_ctx(L, t, &c->h.rd, c->h.rdl, PARK_READ, ctxidx, kctx, conn_read_k);
     }
 }
 
@@ -120,30 +123,35 @@ static int conn_read_k(lua_State *L, int status, lua_KContext kctx) {
 
 static int conn_read_full_k(lua_State *L, int status, lua_KContext kctx);
 
-/* conn:read_full(n) -> data | nil, err, partial: exactly n bytes; EOF
- * after some of them is net.ErrUnexpectedEOF (with what arrived). */
+/* conn:read_full(n [, ctx]) -> data | nil, err, partial: exactly n bytes;
+ * EOF after some of them is net.ErrUnexpectedEOF (with what arrived).
+ * Stack while it runs: 1 conn, 2 n, 3 ctx or nil, 4 the buffer. */
 static int conn_read_full(lua_State *L) {
     conn *c = conn_check(L);
     lua_Integer n = luaL_checkinteger(L, 2);
     luaL_argcheck(L, n >= 0, 2, "negative length");
     task *t = task_current(L);
     if (!t) return loop_block(L, conn_read_full, lua_gettop(L));
-    if (c->h.rd) return conn_fail(L, c, "read", NULL, ERR_BUSY);
+    int ctxidx = ctx_find(L, 3);
     lua_settop(L, 3);
-    lua_newuserdatauv(L, n ? (size_t)n : 1, 0);  /* stack 4: the buffer */
+    if (!ctxidx) {
+        lua_pushnil(L);
+        lua_replace(L, 3);
+    }
+    if (ctx_ended(L, ctxidx)) return conn_failx(L, c, "read", NULL, ERR_CTX, ctxidx);
+    if (c->h.rd) return conn_fail(L, c, "read", NULL, ERR_BUSY);
+    lua_newuserdatauv(L, n ? (size_t)n : 1, 0);
     return conn_read_full_k(L, LUA_OK, 0);
 }
 
 static int conn_read_full_fail(lua_State *L, conn *c, const char *sys, int cause, size_t got) {
     const char *buf = lua_touserdata(L, 4);
-    if (cause == ERR_EOF && got == 0) {
-        lua_pushnil(L);
-        errors_push_sentinel(L, ERR_EOF);
-    } else if (cause == ERR_EOF) {
-        lua_pushnil(L);
-        errors_push_sentinel(L, ERR_UNEXPECTED_EOF);
+    lua_pushnil(L);
+    if (cause == ERR_EOF) {
+        errors_push_sentinel(L, got ? ERR_UNEXPECTED_EOF : ERR_EOF);
     } else {
-        conn_fail(L, c, "read", sys, cause);
+        conn_failx(L, c, "read", sys, cause, lua_isnil(L, 3) ? 0 : 3);
+        lua_remove(L, -2);                       /* its nil */
     }
     lua_pushlstring(L, buf, got);
     return 3;
@@ -152,10 +160,11 @@ static int conn_read_full_fail(lua_State *L, conn *c, const char *sys, int cause
 static int conn_read_full_k(lua_State *L, int status, lua_KContext kctx) {
     conn *c = conn_check(L);
     task *t = task_current(L);
+    int ctxidx = lua_isnil(L, 3) ? 0 : 3;
     size_t got = (size_t)kctx, n = (size_t)lua_tointeger(L, 2);
     char *buf = lua_touserdata(L, 4);
-    if (status == LUA_YIELD && t->reason != WAKE_READY)
-        return conn_read_full_fail(L, c, NULL, conn_wake_cause(t), got);
+    int cause = task_resume_cause(L, t, status, ctxidx);
+    if (cause) return conn_read_full_fail(L, c, NULL, cause, got);
     while (got < n) {
         if (c->h.fd < 0) return conn_read_full_fail(L, c, NULL, ERR_CLOSED, got);
         if (handle_deadline_passed(c->h.rdl)) return conn_read_full_fail(L, c, NULL, ERR_TIMEOUT, got);
@@ -168,7 +177,8 @@ static int conn_read_full_k(lua_State *L, int status, lua_KContext kctx) {
         int e = errno;
         if (e == EINTR) continue;
         if (e != EAGAIN && e != EWOULDBLOCK) return conn_read_full_fail(L, c, "read", e, got);
-        return task_park(L, t, &c->h.rd, c->h.rdl, PARK_READ, (lua_KContext)got, conn_read_full_k);
+        return task_park_ctx(L, t, &c->h.rd, c->h.rdl, PARK_READ, ctxidx, (lua_KContext)got,
+                             conn_read_full_k);
     }
     lua_pushlstring(L, buf, n);
     return 1;
@@ -192,20 +202,30 @@ static const char *conn_write_range(lua_State *L, size_t *from, size_t *to) {
 
 static int conn_write_k(lua_State *L, int status, lua_KContext kctx);
 
-/* conn:write(data [, i, j]) -> n | nil, err, n_written: write all of
- * data:sub(i, j), parking as often as the socket buffer fills. */
+/* conn:write(data [, i, j] [, ctx]) -> n | nil, err, n_written: write all
+ * of data:sub(i, j), parking as often as the socket buffer fills.
+ * Stack while it runs: 1 conn, 2 data, 3 i, 4 j, 5 ctx or nil. */
 static int conn_write(lua_State *L) {
     conn *c = conn_check(L);
-    size_t from, to;
-    conn_write_range(L, &from, &to);
     task *t = task_current(L);
     if (!t) return loop_block(L, conn_write, lua_gettop(L));
+    int ctxidx = ctx_find(L, 3);
+    lua_settop(L, 5);
+    if (ctxidx && ctxidx != 5) {
+        lua_pushvalue(L, ctxidx);
+        lua_replace(L, 5);
+        lua_pushnil(L);
+        lua_replace(L, ctxidx);
+    }
+    size_t from, to;
+    conn_write_range(L, &from, &to);
+    if (ctx_ended(L, ctxidx ? 5 : 0)) return conn_failx(L, c, "write", NULL, ERR_CTX, 5);
     if (c->h.wr) return conn_fail(L, c, "write", NULL, ERR_BUSY);
     return conn_write_k(L, LUA_OK, 0);
 }
 
 static int conn_write_fail(lua_State *L, conn *c, const char *sys, int cause, size_t done) {
-    conn_fail(L, c, "write", sys, cause);
+    conn_failx(L, c, "write", sys, cause, lua_isnil(L, 5) ? 0 : 5);
     lua_pushinteger(L, (lua_Integer)done);
     return 3;
 }
@@ -213,15 +233,16 @@ static int conn_write_fail(lua_State *L, conn *c, const char *sys, int cause, si
 static int conn_write_k(lua_State *L, int status, lua_KContext kctx) {
     conn *c = conn_check(L);
     task *t = task_current(L);
+    int ctxidx = lua_isnil(L, 5) ? 0 : 5;
     size_t from, to, done = (size_t)kctx;
     const char *s = conn_write_range(L, &from, &to);
-    if (status == LUA_YIELD && t->reason != WAKE_READY)
-        return conn_write_fail(L, c, NULL, conn_wake_cause(t), done);
+    int cause = task_resume_cause(L, t, status, ctxidx);
+    if (cause) return conn_write_fail(L, c, NULL, cause, done);
     size_t len = to - from;
-    while (done < len || len == 0) {
+    for (;;) {
         if (c->h.fd < 0) return conn_write_fail(L, c, NULL, ERR_CLOSED, done);
         if (handle_deadline_passed(c->h.wrl)) return conn_write_fail(L, c, NULL, ERR_TIMEOUT, done);
-        if (len == 0) break;
+        if (done >= len) break;
         ssize_t r = send(c->h.fd, s + from + done, len - done, MSG_NOSIGNAL);
         if (r >= 0) {
             done += (size_t)r;
@@ -230,7 +251,8 @@ static int conn_write_k(lua_State *L, int status, lua_KContext kctx) {
         int e = errno;
         if (e == EINTR) continue;
         if (e != EAGAIN && e != EWOULDBLOCK) return conn_write_fail(L, c, "write", e, done);
-        return task_park(L, t, &c->h.wr, c->h.wrl, PARK_WRITE, (lua_KContext)done, conn_write_k);
+        return task_park_ctx(L, t, &c->h.wr, c->h.wrl, PARK_WRITE, ctxidx, (lua_KContext)done,
+                             conn_write_k);
     }
     lua_pushinteger(L, (lua_Integer)len);
     return 1;
@@ -240,32 +262,36 @@ static int conn_write_k(lua_State *L, int status, lua_KContext kctx) {
 
 static int conn_connect_k(lua_State *L, int status, lua_KContext kctx);
 
-/* conn:_connect(deadline, ip, port | path) -> true | nil, err: connect
- * the fresh socket, bounded by deadline (absolute, 0: none). */
+/* conn:_connect(deadline, ip, port | path [, ctx]) -> true | nil, err:
+ * connect the fresh socket, bounded by deadline (absolute, 0: none) and
+ * ctx. The continuation's context is ctxidx * 2 + (already connected). */
 static int conn_connect(lua_State *L) {
     conn *c = conn_check(L);
     double deadline = luaL_optnumber(L, 2, 0);
     task *t = task_current(L);
     if (!t) return loop_block(L, conn_connect, lua_gettop(L));
+    int ctxidx = ctx_find(L, 3);
     int e = sock_sockaddr_arg(L, 3, c->la.ss_family == AF_INET6, &c->ra, &c->rlen);
     if (e) return conn_fail(L, c, "dial", NULL, e);
     if (c->h.fd < 0) return conn_fail(L, c, "dial", NULL, ERR_CLOSED);
+    if (ctx_ended(L, ctxidx)) return conn_failx(L, c, "dial", NULL, ERR_CTX, ctxidx);
     if (handle_deadline_passed(deadline)) return conn_fail(L, c, "dial", NULL, ERR_TIMEOUT);
     int r;
     do r = connect(c->h.fd, (struct sockaddr *)&c->ra, c->rlen);
     while (r < 0 && errno == EINTR);
-    if (r == 0) return conn_connect_k(L, LUA_OK, 1);
+    if (r == 0) return conn_connect_k(L, LUA_OK, ctxidx * 2 + 1);
     e = errno;
     if (e != EINPROGRESS) return conn_fail(L, c, "dial", "connect", e);
-    return task_park(L, t, &c->h.wr, deadline, PARK_CONNECT, 0, conn_connect_k);
+    return task_park_ctx(L, t, &c->h.wr, deadline, PARK_CONNECT, ctxidx, ctxidx * 2, conn_connect_k);
 }
 
 static int conn_connect_k(lua_State *L, int status, lua_KContext kctx) {
     conn *c = conn_check(L);
     task *t = task_current(L);
-    if (status == LUA_YIELD && t->reason != WAKE_READY)
-        return conn_fail(L, c, "dial", NULL, conn_wake_cause(t));
-    if (!kctx) {
+    int ctxidx = (int)(kctx / 2);
+    int cause = task_resume_cause(L, t, status, ctxidx);
+    if (cause) return conn_failx(L, c, "dial", NULL, cause, ctxidx);
+    if (!(kctx & 1)) {
         int e = 0;
         socklen_t n = sizeof e;
         if (getsockopt(c->h.fd, SOL_SOCKET, SO_ERROR, &e, &n) < 0) e = errno;

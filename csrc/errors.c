@@ -6,6 +6,7 @@
 #include <string.h>
 #include "lauxlib.h"
 #include "errors.h"
+#include "loop.h"
 
 static const char ERRMT_KEY = 0;     /* registry: the error metatable */
 static const char SENTINELS_KEY = 0; /* registry: {closed = ErrClosed, ...} */
@@ -75,8 +76,14 @@ void errors_push(lua_State *L, const operr *e, int cause) {
         lua_pushboolean(L, cause == ETIMEDOUT);
     } else {
         errors_setfield(L, "detail", e->detail);
-        errors_push_sentinel(L, cause);
+        if (cause == ERR_CTX) ctx_push_err(L, e->ctxidx);
+        else errors_push_sentinel(L, cause);
         lua_pushboolean(L, cause == ERR_TIMEOUT);
+        if (lua_istable(L, -2)) {                /* a ctx's deadline is a timeout too */
+            lua_getfield(L, -2, "timeout");
+            if (lua_toboolean(L, -1)) lua_replace(L, -2);
+            else lua_pop(L, 1);
+        }
     }
     lua_setfield(L, -3, "timeout");
     if (lua_istable(L, -1)) {

@@ -13,7 +13,8 @@ enum {
     ERR_EOF = -4,        /* net.EOF */
     ERR_UNEXPECTED_EOF = -5, /* net.ErrUnexpectedEOF */
     ERR_BUSY = -6,       /* net.errors.ErrBusy: a second concurrent reader or writer */
-    ERR_BADADDR = -7     /* net.errors.ErrBadAddr: malformed address */
+    ERR_BADADDR = -7,    /* net.errors.ErrBadAddr: malformed address */
+    ERR_CTX = -8         /* the net.context at operr.ctxidx ended: its err() */
 };
 
 /* operr: what an operation failed on; NULL fields are left out. */
@@ -24,6 +25,7 @@ typedef struct operr {
     const char *addr;    /* remote address, rendered */
     const char *syscall; /* the failing syscall for errno causes, or NULL */
     const char *detail;  /* for ERR_BADADDR: what is wrong */
+    int ctxidx;          /* for ERR_CTX: stack index of the net.context */
 } operr;
 
 /* errors_push: push an error object for cause (an errno > 0 or ERR_*). */

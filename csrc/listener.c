@@ -38,10 +38,11 @@ static listener *listener_new(lua_State *L, int net) {
     return ln;
 }
 
-static int listener_fail(lua_State *L, listener *ln, const char *op, const char *sys, int cause) {
+static int listener_fail(lua_State *L, listener *ln, const char *op, const char *sys, int cause,
+                         int ctxidx) {
     char a[ADDR_STRLEN];
     sock_format(&ln->a, ln->alen, a);
-    operr e = {op, sock_netnames[ln->net], NULL, a[0] ? a : NULL, sys, NULL};
+    operr e = {op, sock_netnames[ln->net], NULL, a[0] ? a : NULL, sys, NULL, ctxidx};
     return errors_fail(L, &e, cause);
 }
 
@@ -59,11 +60,11 @@ static int listener_socket(lua_State *L) {
     listener *ln = listener_new(L, net);
     ln->a.ss_family = (sa_family_t)family;
     int fd = sock_open(family, SOCK_STREAM);
-    if (fd < 0) return listener_fail(L, ln, "listen", "socket", -fd);
+    if (fd < 0) return listener_fail(L, ln, "listen", "socket", -fd, 0);
     int e = handle_init(&ln->h, loop_get(L), fd);
     if (e) {
         close(fd);
-        return listener_fail(L, ln, "listen", "epoll_ctl", e);
+        return listener_fail(L, ln, "listen", "epoll_ctl", e, 0);
     }
     if (family != AF_UNIX) sock_set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
     return 1;
@@ -74,7 +75,7 @@ static int listener_bind(lua_State *L) {
     listener *ln = listener_check(L);
     int e = sock_sockaddr_arg(L, 2, ln->a.ss_family == AF_INET6, &ln->a, &ln->alen);
     if (!e && bind(ln->h.fd, (struct sockaddr *)&ln->a, ln->alen) < 0) e = errno;
-    if (e) return listener_fail(L, ln, "listen", "bind", e);
+    if (e) return listener_fail(L, ln, "listen", "bind", e, 0);
     return listener_ok(L);
 }
 
@@ -84,7 +85,7 @@ static int listener_listen(lua_State *L) {
     int backlog = (int)luaL_optinteger(L, 2, SOMAXCONN);
     ln->unlink = (uint8_t)lua_toboolean(L, 3);
     ln->keepalive = (int)luaL_optinteger(L, 4, LISTENER_KEEPALIVE);
-    if (listen(ln->h.fd, backlog) < 0) return listener_fail(L, ln, "listen", "listen", errno);
+    if (listen(ln->h.fd, backlog) < 0) return listener_fail(L, ln, "listen", "listen", errno, 0);
     socklen_t n = sizeof ln->a;
     if (getsockname(ln->h.fd, (struct sockaddr *)&ln->a, &n) == 0) ln->alen = n;
     return listener_ok(L);
@@ -99,40 +100,41 @@ static int listener_setup_conn(listener *ln, int fd) {
 
 static int listener_accept_k(lua_State *L, int status, lua_KContext kctx);
 
-/* listener:accept() -> conn | nil, err: the next connection; a close
+/* listener:accept([ctx]) -> conn | nil, err: the next connection; a close
  * wakes it with ErrClosed. EMFILE and the like are returned, not retried. */
 static int listener_accept(lua_State *L) {
     listener *ln = listener_check(L);
     task *t = task_current(L);
     if (!t) return loop_block(L, listener_accept, lua_gettop(L));
-    if (ln->h.rd) return listener_fail(L, ln, "accept", NULL, ERR_BUSY);
-    return listener_accept_k(L, LUA_OK, 0);
+    int ctxidx = ctx_find(L, 2);
+    if (ctx_ended(L, ctxidx)) return listener_fail(L, ln, "accept", NULL, ERR_CTX, ctxidx);
+    if (ln->h.rd) return listener_fail(L, ln, "accept", NULL, ERR_BUSY, 0);
+    return listener_accept_k(L, LUA_OK, ctxidx);
 }
 
 static int listener_accept_k(lua_State *L, int status, lua_KContext kctx) {
     listener *ln = listener_check(L);
     task *t = task_current(L);
-    (void)kctx;
-    if (status == LUA_YIELD && t->reason != WAKE_READY)
-        return listener_fail(L, ln, "accept", NULL,
-                             t->reason == WAKE_TIMEOUT ? ERR_TIMEOUT
-                             : t->reason == WAKE_CLOSED ? ERR_CLOSED : ERR_CANCELED);
+    int ctxidx = (int)kctx;
+    int cause = task_resume_cause(L, t, status, ctxidx);
+    if (cause) return listener_fail(L, ln, "accept", NULL, cause, ctxidx);
     for (;;) {
-        if (ln->h.fd < 0) return listener_fail(L, ln, "accept", NULL, ERR_CLOSED);
-        if (handle_deadline_passed(ln->h.rdl)) return listener_fail(L, ln, "accept", NULL, ERR_TIMEOUT);
+        if (ln->h.fd < 0) return listener_fail(L, ln, "accept", NULL, ERR_CLOSED, 0);
+        if (handle_deadline_passed(ln->h.rdl)) return listener_fail(L, ln, "accept", NULL, ERR_TIMEOUT, 0);
         struct sockaddr_storage peer;
         socklen_t plen = sizeof peer;
         int fd = accept4(ln->h.fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             int e = errno;
             if (e == EINTR || e == ECONNABORTED) continue;
-            if (e != EAGAIN && e != EWOULDBLOCK) return listener_fail(L, ln, "accept", "accept4", e);
-            return task_park(L, t, &ln->h.rd, ln->h.rdl, PARK_ACCEPT, 0, listener_accept_k);
+            if (e != EAGAIN && e != EWOULDBLOCK) return listener_fail(L, ln, "accept", "accept4", e, 0);
+            return task_park_ctx(L, t, &ln->h.rd, ln->h.rdl, PARK_ACCEPT, ctxidx, kctx,
+                                 listener_accept_k);
         }
         listener_setup_conn(ln, fd);
         conn *c = conn_new(L, ln->net);
         int e = conn_attach(L, c, fd, &peer, plen);
-        if (e) return listener_fail(L, ln, "accept", "epoll_ctl", e);
+        if (e) return listener_fail(L, ln, "accept", "epoll_ctl", e, 0);
         return 1;
     }
 }
@@ -149,7 +151,7 @@ static void listener_unlink(listener *ln) {
  * ErrClosed; a unix socket path it created is removed (unlink_on_close). */
 static int listener_close(lua_State *L) {
     listener *ln = listener_check(L);
-    if (handle_close(&ln->h) < 0) return listener_fail(L, ln, "close", NULL, ERR_CLOSED);
+    if (handle_close(&ln->h) < 0) return listener_fail(L, ln, "close", NULL, ERR_CLOSED, 0);
     listener_unlink(ln);
     return listener_ok(L);
 }
@@ -171,7 +173,7 @@ static int listener_addr(lua_State *L) {
 static int listener_set_deadline(lua_State *L) {
     listener *ln = listener_check(L);
     double t = lua_isnoneornil(L, 2) ? 0 : luaL_checknumber(L, 2);
-    if (ln->h.fd < 0) return listener_fail(L, ln, "set", NULL, ERR_CLOSED);
+    if (ln->h.fd < 0) return listener_fail(L, ln, "set", NULL, ERR_CLOSED, 0);
     if (t <= 0 && !lua_isnoneornil(L, 2)) t = 1e-9;
     handle_set_deadline(&ln->h, 1, 0, t);
     return listener_ok(L);
@@ -186,9 +188,9 @@ static int listener_fd(lua_State *L) {
  * the listening socket to a child (zero-downtime restart). */
 static int listener_file(lua_State *L) {
     listener *ln = listener_check(L);
-    if (ln->h.fd < 0) return listener_fail(L, ln, "file", NULL, ERR_CLOSED);
+    if (ln->h.fd < 0) return listener_fail(L, ln, "file", NULL, ERR_CLOSED, 0);
     int fd = dup(ln->h.fd);
-    if (fd < 0) return listener_fail(L, ln, "file", "dup", errno);
+    if (fd < 0) return listener_fail(L, ln, "file", "dup", errno, 0);
     lua_pushinteger(L, fd);
     return 1;
 }
@@ -208,7 +210,7 @@ static int listener_from_file(lua_State *L) {
     int fd = (int)luaL_checkinteger(L, 1);
     listener *ln = listener_new(L, NET_TCP);
     int nfd = sock_dup(fd);
-    if (nfd < 0) return listener_fail(L, ln, "file", "dup", -nfd);
+    if (nfd < 0) return listener_fail(L, ln, "file", "dup", -nfd, 0);
     int acc = 0;
     socklen_t n = sizeof acc;
     ln->alen = sizeof ln->a;
@@ -217,13 +219,13 @@ static int listener_from_file(lua_State *L) {
         int e = acc ? errno : EINVAL;
         close(nfd);
         ln->alen = 0;
-        return listener_fail(L, ln, "file", "getsockopt", e);
+        return listener_fail(L, ln, "file", "getsockopt", e, 0);
     }
     ln->net = ln->a.ss_family == AF_UNIX ? NET_UNIX : NET_TCP;
     int e = handle_init(&ln->h, loop_get(L), nfd);
     if (e) {
         close(nfd);
-        return listener_fail(L, ln, "file", "epoll_ctl", e);
+        return listener_fail(L, ln, "file", "epoll_ctl", e, 0);
     }
     return 1;
 }

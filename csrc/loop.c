@@ -15,6 +15,8 @@
 static const char LOOP_KEY = 0;   /* registry: the loop userdata */
 static const char BLOCK_KEY = 0;  /* registry: sched.block (Lua) */
 static const char PARK_TOKEN = 0; /* yielded by a park, so Lua knows it */
+static const char CTXMT_KEY = 0;  /* registry: net.context's metatable */
+static const char CTXFN_KEY = 0;  /* registry: {enter, leave, err} from context.lua */
 
 #define LOOP_RBUFSZ 65536
 
@@ -72,9 +74,16 @@ int task_wake(task *t, int reason) {
     return 1;
 }
 
+static double loop_min_deadline(double a, double b) {
+    if (a <= 0) return b;
+    if (b <= 0) return a;
+    return a < b ? a : b;
+}
+
 void task_set_deadline(task *t, double deadline) {
     loop *lp = t->lp;
     if (!t->parked) return;
+    deadline = loop_min_deadline(deadline, t->ctxdl);
     t->deadline = deadline;
     if (deadline <= 0) {
         timer_remove(lp, t);
@@ -103,6 +112,90 @@ int task_park(lua_State *L, task *t, task **slot, double deadline, int kind,
     if (deadline > 0 && timer_add(lp, t) < 0) task_wake(t, WAKE_TIMEOUT);
     lua_pushlightuserdata(L, (void *)&PARK_TOKEN);
     return lua_yieldk(L, 1, kctx, k);
+}
+
+/* ---- contexts (lua/coronet/context.lua owns them) ------------------- */
+
+int ctx_find(lua_State *L, int first) {
+    int top = lua_gettop(L);
+    if (top < first) return 0;
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &CTXMT_KEY);
+    int found = 0;
+    for (int i = first; i <= top && !found; i++) {
+        if (lua_type(L, i) == LUA_TTABLE && lua_getmetatable(L, i)) {
+            if (lua_rawequal(L, -1, -2)) found = i;
+            lua_pop(L, 1);                       /* pop its metatable */
+        }
+    }
+    lua_pop(L, 1);                               /* pop CTXMT */
+    return found;
+}
+
+/* Call context.lua's helper `which` with the ctx at idx; leaves 1 result. */
+static void ctx_call(lua_State *L, int which, int idx) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &CTXFN_KEY);
+    lua_rawgeti(L, -1, which);
+    lua_remove(L, -2);
+    lua_pushvalue(L, idx);
+    lua_call(L, 1, 1);
+}
+
+enum { CTX_ENTER = 1, CTX_LEAVE, CTX_ERR };
+
+int ctx_ended(lua_State *L, int idx) {
+    if (!idx) return 0;
+    ctx_call(L, CTX_ERR, idx);
+    int ended = !lua_isnil(L, -1);
+    lua_pop(L, 1);
+    return ended;
+}
+
+void ctx_push_err(lua_State *L, int idx) {
+    ctx_call(L, CTX_ERR, idx);
+}
+
+int task_park_ctx(lua_State *L, task *t, task **slot, double deadline, int kind,
+                  int ctxidx, lua_KContext kctx, lua_KFunction k) {
+    t->ctxdl = 0;
+    if (ctxidx) {
+        ctx_call(L, CTX_ENTER, ctxidx);          /* registers t; its deadline or 0 */
+        t->ctxdl = lua_tonumber(L, -1);
+        lua_pop(L, 1);
+        deadline = loop_min_deadline(deadline, t->ctxdl);
+    }
+    return task_park(L, t, slot, deadline, kind, kctx, k);
+}
+
+int task_unpark_ctx(lua_State *L, task *t, int ctxidx) {
+    if (!ctxidx) return 0;
+    double ctxdl = t->ctxdl;
+    t->ctxdl = 0;
+    ctx_call(L, CTX_LEAVE, ctxidx);
+    lua_pop(L, 1);
+    if (t->reason == WAKE_CANCELED) return 1;
+    return t->reason == WAKE_TIMEOUT && ctxdl > 0 && ctxdl <= loop_now();
+}
+
+int task_resume_cause(lua_State *L, task *t, int status, int ctxidx) {
+    if (status != LUA_YIELD) return 0;
+    if (task_unpark_ctx(L, t, ctxidx)) return ERR_CTX;
+    switch (t->reason) {
+    case WAKE_READY: return 0;
+    case WAKE_TIMEOUT: return ERR_TIMEOUT;
+    case WAKE_CLOSED: return ERR_CLOSED;
+    default: return ERR_CANCELED;
+    }
+}
+
+/* core.ctx_init(mt, {enter, leave, err}): context.lua registers itself. */
+static int loop_ctx_init(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_pushvalue(L, 1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &CTXMT_KEY);
+    lua_pushvalue(L, 2);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &CTXFN_KEY);
+    return 0;
 }
 
 /* core.task_new(co) -> task: the C half of a new task running co, queued
@@ -364,6 +457,7 @@ static int loop_gc(lua_State *L) {
 }
 
 static const luaL_Reg loop_funcs[] = {
+    {"ctx_init", loop_ctx_init},
     {"now", loop_now_l},
     {"park", loop_park},
     {"park_token", loop_park_token},

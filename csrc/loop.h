@@ -32,6 +32,7 @@ typedef struct task {
     lua_State *co;
     struct task **slot;  /* the handle slot it is parked in, or NULL */
     double deadline;     /* absolute; 0 when none */
+    double ctxdl;        /* deadline of the net.context it waits under; 0 none */
     int heap_idx;        /* index in the timer heap, -1 when not armed */
     uint8_t parked;      /* waiting for a wake */
     uint8_t queued;      /* in the ready list */
@@ -76,6 +77,33 @@ task *task_current(lua_State *L);
  * runs with kctx; the wake's reason is in t->reason. Never returns. */
 int task_park(lua_State *L, task *t, task **slot, double deadline, int kind,
               lua_KContext kctx, lua_KFunction k);
+
+/* ctx_find: the stack index of the first net.context among the arguments
+ * from index first on, or 0 when there is none. */
+int ctx_find(lua_State *L, int first);
+
+/* ctx_ended: whether the net.context at idx has ended (then the call must
+ * fail at once, without touching the socket). */
+int ctx_ended(lua_State *L, int idx);
+
+/* task_park_ctx: task_park that is also woken, with WAKE_CANCELED, when
+ * the net.context at ctxidx (0: none) ends; the earlier of deadline and
+ * the ctx's deadline bounds the wait. Call task_unpark_ctx on resume. */
+int task_park_ctx(lua_State *L, task *t, task **slot, double deadline, int kind,
+                  int ctxidx, lua_KContext kctx, lua_KFunction k);
+
+/* task_unpark_ctx: after a wake, leave the ctx at ctxidx (0: none) and
+ * return 1 when the wait ended because of the ctx (cancel or its deadline):
+ * the call then fails with the ctx's error. */
+int task_unpark_ctx(lua_State *L, task *t, int ctxidx);
+
+/* task_resume_cause: in a continuation, the outcome of the park: 0 to
+ * retry the syscall, or the ERR_* cause to fail with (ERR_CTX when the
+ * ctx at ctxidx ended). Leaves the ctx. status is the continuation's. */
+int task_resume_cause(lua_State *L, task *t, int status, int ctxidx);
+
+/* ctx_push_err: push ctx:err() for the net.context at idx. */
+void ctx_push_err(lua_State *L, int idx);
 
 /* task_wake: wake t with reason if it is parked; returns 1 if it was. */
 int task_wake(task *t, int reason);

@@ -84,17 +84,26 @@ end
 -- @treturn integer a WAKE code: why it woke
 M.park = cpark
 
+-- Set by coronet.context when it loads (it requires this module).
+local ctx_enter, ctx_leave
+
+function M.set_context(mod, enter, leave)
+    M.context = mod
+    ctx_enter, ctx_leave = enter, leave
+end
+
 --- park_ctx: park like `park`, also woken with WAKE.canceled when `ctx`
--- (optional, a net.context) ends; a ctx already ended returns at once.
--- The caller turns WAKE.canceled into `nil, ctx:err()`.
+-- (optional, a net.context) ends, and bounded by its deadline. A ctx
+-- already ended returns at once. The caller turns WAKE.canceled into
+-- `nil, ctx:err()`.
 function M.park_ctx(deadline, kind, ctx)
     if ctx == nil then return cpark(deadline, kind) end
     if ctx:err() then return WAKE.canceled end
-    local me = by_co[corunning()]
-    local token = ctx:_watch(me)
+    local cd = ctx_enter(ctx)
+    if cd > 0 and (not deadline or deadline <= 0 or cd < deadline) then deadline = cd end
     local r = cpark(deadline, kind)
-    ctx:_unwatch(token)
-    if r ~= WAKE.canceled and ctx:err() then r = WAKE.canceled end
+    ctx_leave(ctx)
+    if r ~= WAKE.ready and ctx:err() then r = WAKE.canceled end
     return r
 end
 
@@ -180,19 +189,22 @@ core.set_block(M.block)
 -- Task methods and helpers
 ---------------------------------------------------------------------------
 
---- task:wait(): block until the task ends.
+--- task:wait([ctx]): block until the task ends (or ctx ends).
 -- @treturn[1] any the task's results
 -- @treturn[2] nil
--- @treturn[2] any the error it raised
-function Task:wait()
+-- @treturn[2] any the error it raised, or ctx:err()
+function Task:wait(ctx)
     local me = by_co[corunning()]
-    if not me then return M.block(Task.wait, self) end
+    if not me then return M.block(Task.wait, self, ctx) end
     self.observed = true
     while not self.done do
         local w = self.waiters
         if not w then w = {}; self.waiters = w end
         w[#w + 1] = me
-        cpark(nil, KIND.task)
+        if M.park_ctx(nil, KIND.task, ctx) == WAKE.canceled then
+            for i = #w, 1, -1 do if w[i] == me then table.remove(w, i) end end
+            return nil, ctx:err()
+        end
     end
     return results(self)
 end
@@ -204,13 +216,20 @@ end
 --- done: whether the task has ended.
 function Task:is_done() return self.done == true end
 
---- sleep: suspend the running task for `s` seconds (0 just yields).
-function M.sleep(s)
+--- sleep(s [, ctx]): suspend the running task for `s` seconds (0 just
+-- yields). Returns true, or nil, ctx:err() when ctx ends first.
+function M.sleep(s, ctx)
     local t = by_co[corunning()]
-    if not t then return M.block(M.sleep, s) end
+    if not t then return M.block(M.sleep, s, ctx) end
     s = tonumber(s) or error("bad argument #1 to 'sleep' (number expected)", 2)
-    if s <= 0 then return M.yield() end
-    cpark(now() + s, KIND.sleep)
+    if ctx and ctx:err() then return nil, ctx:err() end
+    if s <= 0 then M.yield() return true end
+    local deadline = now() + s
+    while true do
+        local r = M.park_ctx(deadline, KIND.sleep, ctx)
+        if r == WAKE.canceled then return nil, ctx:err() end
+        if now() >= deadline then return true end
+    end
 end
 
 --- yield: let every other ready task run first.

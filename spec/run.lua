@@ -1,0 +1,43 @@
+--- spec/run.lua: run every spec/*_spec.lua in one process with luaunit,
+-- then (unless SPEC_NO_EXAMPLES is set) smoke-run every example, and end
+-- with one summary line "N passed, N failed".
+-- usage (from the repo root, as `make check` does):
+--   LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/?.so;;' lua5.4 spec/run.lua [pattern]
+SPEC_RUNNER = true
+local lu = require "luaunit"
+
+local pattern = arg[1]
+local files = {}
+local p = io.popen("ls spec/*_spec.lua")
+for f in p:lines() do
+    if not pattern or f:find(pattern, 1, true) then files[#files + 1] = f end
+end
+p:close()
+for _, f in ipairs(files) do dofile(f) end
+
+local runner = lu.LuaUnit.new()
+runner:setOutputType("text")
+local failures = runner:runSuite("-q")
+local r = runner.result
+local passed = r.successCount or (r.runCount - r.failureCount - r.errorCount - (r.skippedCount or 0))
+local failed = (r.failureCount or 0) + (r.errorCount or 0)
+
+-- smoke-run each example (each must exit 0 within its time budget)
+if not os.getenv("SPEC_NO_EXAMPLES") and not pattern then
+    local examples = dofile("spec/examples.lua")
+    for _, ex in ipairs(examples) do
+        local cmd = "timeout " .. (ex.timeout or 30) .. " lua5.4 " .. ex.cmd .. " >/tmp/coronet-example.out 2>&1"
+        local ok = os.execute(cmd)
+        if ok then
+            passed = passed + 1
+            print("example ok: " .. ex.cmd)
+        else
+            failed = failed + 1
+            print("example FAILED: " .. ex.cmd)
+            os.execute("tail -20 /tmp/coronet-example.out")
+        end
+    end
+end
+
+print(string.format("%d passed, %d failed", passed, failed))
+os.exit(failed == 0 and failures == 0 and 0 or 1)
