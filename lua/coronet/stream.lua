@@ -175,7 +175,7 @@ local function dial_deadline(d)
 end
 
 -- One connection attempt to ip/port (or a unix path); closes on failure.
-local function dial_one(d, tg, a, deadline)
+local function dial_one(d, tg, a, deadline, ctx)
     local c, err = core.conn_socket(tg.net, a and famof(a) or "unix")
     if not c then return nil, err end
     local ok = true
@@ -193,7 +193,7 @@ local function dial_one(d, tg, a, deadline)
         if a then ok, err = c:_bind(la.ip, la.port or 0) else ok, err = c:_bind(la.name) end
         if not ok then c:close() return nil, err end
     end
-    if a then ok, err = c:_connect(deadline, a, tg.port) else ok, err = c:_connect(deadline, tg.path) end
+    if a then ok, err = c:_connect(deadline, a, tg.port, ctx) else ok, err = c:_connect(deadline, tg.path, ctx) end
     if not ok then c:close() return nil, err end
     if a then
         local ka = d.keepalive or 15
@@ -202,18 +202,29 @@ local function dial_one(d, tg, a, deadline)
     return c
 end
 
---- dialer:dial(network, address) -> conn | nil, err: connect to address
--- ("host:port", "[v6]:port", a unix path or "@abstract"). Candidate
--- addresses are tried in order until one connects (first error returned).
-function Dialer:dial(network, address)
-    if not sched.current() then return sched.block(Dialer.dial, self, network, address) end
+local function is_ctx(v)
+    local mt = getmetatable(v)
+    return mt ~= nil and mt.__name == "coronet.context"
+end
+
+local function ctx_fail(op, net, address, ctx)
+    return nil, errors.new{op = op, net = net, addr = address, err = ctx:err()}
+end
+
+--- dialer:dial(network, address [, ctx]) -> conn | nil, err: connect to
+-- address ("host:port", "[v6]:port", a unix path or "@abstract"). The
+-- candidate addresses are tried in order until one connects (the first
+-- error is returned); timeout, deadline and ctx bound the whole dial.
+function Dialer:dial(network, address, ctx)
+    if not sched.current() then return sched.block(Dialer.dial, self, network, address, ctx) end
+    if ctx and ctx:err() then return ctx_fail("dial", network, address, ctx) end
     local tg, err = target("dial", network, address, false)
     if not tg then return nil, err end
     local deadline = dial_deadline(self)
-    if tg.path then return dial_one(self, tg, nil, deadline) end
+    if tg.path then return dial_one(self, tg, nil, deadline, ctx) end
     local first
     for _, a in ipairs(tg.ips) do
-        local c, e = dial_one(self, tg, a, deadline)
+        local c, e = dial_one(self, tg, a, deadline, ctx)
         if c then return c end
         first = first or e
         if e.code == "timeout" or e.code == "canceled" then break end
@@ -221,9 +232,11 @@ function Dialer:dial(network, address)
     return nil, first
 end
 
---- dial(network, address [, opts]) -> conn | nil, err: `net.dialer(opts):dial(...)`.
-function M.dial(network, address, opts)
-    return M.dialer(opts):dial(network, address)
+--- dial(network, address [, opts] [, ctx]) -> conn | nil, err:
+-- `net.dialer(opts):dial(network, address, ctx)`.
+function M.dial(network, address, opts, ctx)
+    if is_ctx(opts) then opts, ctx = nil, opts end
+    return M.dialer(opts):dial(network, address, ctx)
 end
 
 ---------------------------------------------------------------------------
@@ -253,10 +266,12 @@ local function listen_family(tg)
     return ip.parse("::"), "6"        -- "tcp" with no host: dual-stack [::]
 end
 
---- listen_config:listen(network, address) -> listener | nil, err.
+--- listen_config:listen(network, address [, ctx]) -> listener | nil, err.
 -- ":0" picks a free port; "" or no host listens on every address (both
 -- families for "tcp"); a unix path is removed on close if we created it.
-function ListenConfig:listen(network, address)
+-- Listening never blocks: ctx only matters if it has already ended.
+function ListenConfig:listen(network, address, ctx)
+    if ctx and ctx:err() then return ctx_fail("listen", network, address, ctx) end
     local tg, err = target("listen", network, address, true)
     if not tg then return nil, err end
     local a, fam = nil, "unix"
@@ -281,9 +296,10 @@ function ListenConfig:listen(network, address)
     return ln
 end
 
---- listen(network, address [, opts]) -> listener | nil, err.
-function M.listen(network, address, opts)
-    return M.listen_config(opts):listen(network, address)
+--- listen(network, address [, opts] [, ctx]) -> listener | nil, err.
+function M.listen(network, address, opts, ctx)
+    if is_ctx(opts) then opts, ctx = nil, opts end
+    return M.listen_config(opts):listen(network, address, ctx)
 end
 
 ---------------------------------------------------------------------------

@@ -127,9 +127,9 @@ local function recv_now(ch)
         buf[head] = nil
         ch.head = head % size + 1
         local w = q.head
-        if w then                   -- the buffer was full: the first parked sender fills the slot
+        if w then                   -- the buffer was full: the freed slot is the new tail
             q_remove(q, w)
-            buf[(head - 1 + n) % size + 1] = w.val
+            buf[head] = w.val
             serve(w)
         else
             ch.n = n - 1
@@ -479,10 +479,11 @@ function WaitGroup:__tostring() return "wait_group(" .. self.n .. ")" end
 ---------------------------------------------------------------------------
 -- Mutex and semaphore: one permit pool with FIFO handoff. `avail` permits
 -- are free; release hands a permit straight to the first waiter, so a
--- newcomer cannot barge ahead of parked tasks.
+-- newcomer cannot barge ahead of parked tasks (avail > 0 implies nobody
+-- waits).
 ---------------------------------------------------------------------------
 local function acquire(p, ctx, fn)
-    if p.avail > 0 and not p.q.head then
+    if p.avail > 0 then
         p.avail = p.avail - 1
         return true
     end
@@ -495,7 +496,7 @@ local function acquire(p, ctx, fn)
 end
 
 local function try_acquire(p)
-    if p.avail > 0 and not p.q.head then
+    if p.avail > 0 then
         p.avail = p.avail - 1
         return true
     end
@@ -532,7 +533,8 @@ end
 -- @treturn[2] error ctx:err()
 function Mutex:lock(ctx) return acquire(self, ctx, Mutex.lock) end
 
---- mutex:try_lock: lock if free and nobody is waiting. @treturn boolean
+--- mutex:try_lock: lock if free.
+-- @treturn boolean whether it is now ours
 function Mutex:try_lock() return try_acquire(self) end
 
 --- mutex:unlock: unlock, handing the mutex to the first waiter.
@@ -565,7 +567,7 @@ end
 -- @treturn[2] error ctx:err()
 function Semaphore:acquire(ctx) return acquire(self, ctx, Semaphore.acquire) end
 
---- semaphore:try_acquire: take a permit if one is free and nobody waits.
+--- semaphore:try_acquire: take a permit if one is free.
 -- @treturn boolean
 function Semaphore:try_acquire() return try_acquire(self) end
 
