@@ -9,6 +9,9 @@
 #include "sock.h"
 
 int listener_open(lua_State *L);
+int packet_open(lua_State *L);
+int bufio_open(lua_State *L);
+int resolver_open(lua_State *L);
 
 /* A write to a reset peer must be an error, never a SIGPIPE death; only
  * the default disposition is replaced, a handler the host set is kept. */
@@ -28,6 +31,9 @@ int luaopen_coronet_core(lua_State *L) {
     sock_open_lib(L);
     conn_open(L);
     listener_open(L);
+    packet_open(L);
+    bufio_open(L);
+    resolver_open(L);
     addr_open(L);
     lua_setfield(L, -2, "ip");
     return 1;

@@ -280,11 +280,42 @@ static int loop_yield(lua_State *L) {
 
 /* ---- the poll step -------------------------------------------------- */
 
+void loop_add_hook(loop *lp, loop_hook *hk) {
+    hk->next = lp->hooks;
+    lp->hooks = hk;
+}
+
+void loop_remove_hook(loop *lp, loop_hook *hk) {
+    for (loop_hook **p = &lp->hooks; *p; p = &(*p)->next) {
+        if (*p == hk) {
+            *p = hk->next;
+            return;
+        }
+    }
+}
+
+/* The earliest deadline among the timers and the hooks; 0 when none. */
+static double loop_next_deadline(loop *lp) {
+    task *first = timer_first(lp);
+    double d = first ? first->deadline : 0;
+    for (loop_hook *hk = lp->hooks; hk; hk = hk->next) {
+        double h = hk->next_deadline(hk);
+        if (h > 0 && (d <= 0 || h < d)) d = h;
+    }
+    return d;
+}
+
+static int loop_hooks_busy(loop *lp) {
+    for (loop_hook *hk = lp->hooks; hk; hk = hk->next)
+        if (hk->busy(hk)) return 1;
+    return 0;
+}
+
 static int loop_timeout_ms(loop *lp, int block) {
     if (!block || lp->nready) return 0;
-    task *first = timer_first(lp);
-    if (!first) return -1;
-    double ms = ceil((first->deadline - loop_now()) * 1000.0);
+    double next = loop_next_deadline(lp);
+    if (next <= 0) return -1;
+    double ms = ceil((next - loop_now()) * 1000.0);
     if (ms < 0) return 0;
     return ms > 86400000 ? 86400000 : (int)ms;
 }
@@ -293,6 +324,10 @@ static void loop_dispatch(loop *lp, int n) {
     for (int i = 0; i < n; i++) {
         handle *h = lp->pl.ev[i].data;
         int what = lp->pl.ev[i].what;
+        if (h->on_event) {
+            h->on_event(h, what);
+            continue;
+        }
         if ((what & POLLER_IN) && h->rd) task_wake(h->rd, WAKE_READY);
         if ((what & POLLER_OUT) && h->wr) task_wake(h->wr, WAKE_READY);
     }
@@ -316,7 +351,7 @@ static int loop_poll(lua_State *L) {
     loop *lp = loop_get(L);
     int block = lua_toboolean(L, 1);
     luaL_checktype(L, 2, LUA_TTABLE);
-    if (block && !lp->nready && !lp->nheap && !lp->nfdwait) {
+    if (block && !lp->nready && !lp->nheap && !lp->nfdwait && !loop_hooks_busy(lp)) {
         lua_pushinteger(L, 0);
         lua_pushboolean(L, 1);
         return 2;
@@ -324,6 +359,10 @@ static int loop_poll(lua_State *L) {
     int n = poller_wait(&lp->pl, loop_timeout_ms(lp, block));
     if (n < 0) return luaL_error(L, "coronet: poller: %s", strerror(errno));
     loop_dispatch(lp, n);
+    if (lp->hooks) {
+        double now = loop_now();
+        for (loop_hook *hk = lp->hooks; hk; hk = hk->next) hk->tick(hk, now);
+    }
     if (lp->nheap) loop_expire(lp);
     int nready = lp->nready;
     for (int i = 0; i < nready; i++) {
@@ -403,8 +442,22 @@ static int loop_stats(lua_State *L) {
 
 /* ---- handles -------------------------------------------------------- */
 
+int handle_watch(handle *h, loop *lp, int fd, void (*on_event)(handle *, int)) {
+    int e = handle_init(h, lp, fd);
+    h->on_event = on_event;
+    return e;
+}
+
+void handle_unwatch(handle *h) {
+    if (h->fd < 0) return;
+    poller_del(&h->lp->pl, h->fd);
+    h->fd = -1;
+    h->lp->nfds--;
+}
+
 int handle_init(handle *h, loop *lp, int fd) {
     h->lp = lp;
+    h->on_event = NULL;
     h->rd = h->wr = NULL;
     h->rdl = h->wrl = 0;
     h->fd = -1;

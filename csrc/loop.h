@@ -47,7 +47,23 @@ typedef struct handle {
     struct loop *lp;
     task *rd, *wr;       /* parked reader / writer */
     double rdl, wrl;     /* read / write deadlines, absolute; 0 when none */
+    /* When set, readiness calls this instead of waking rd/wr: for fds the
+     * loop serves itself (c-ares sockets, a worker pool's eventfd). what is
+     * POLLER_IN | POLLER_OUT. It must not resume Lua; it may wake tasks. */
+    void (*on_event)(struct handle *h, int what);
 } handle;
+
+/* loop_hook: a C client of the loop that has timers or pending work of
+ * its own (the c-ares channel): consulted on every loop turn. */
+typedef struct loop_hook {
+    /* the absolute time it next needs a tick (0: none) */
+    double (*next_deadline)(struct loop_hook *hk);
+    /* called after each turn's events were dispatched; may wake tasks */
+    void (*tick)(struct loop_hook *hk, double now);
+    /* whether it has work in flight that will wake a task later */
+    int (*busy)(struct loop_hook *hk);
+    struct loop_hook *next;
+} loop_hook;
 
 typedef struct loop {
     poller pl;
@@ -61,7 +77,19 @@ typedef struct loop {
     char *rbuf;          /* shared read buffer: idle conns own none */
     size_t rbufsz;
     int running;         /* the Lua scheduler is driving the loop */
+    loop_hook *hooks;
 } loop;
+
+/* loop_add_hook / loop_remove_hook: (un)register a hook; the caller owns it. */
+void loop_add_hook(loop *lp, loop_hook *hk);
+void loop_remove_hook(loop *lp, loop_hook *hk);
+
+/* handle_watch: register fd with the poller for a handle the loop serves
+ * itself (on_event set); 0 or errno. handle_close still closes it. */
+int handle_watch(handle *h, loop *lp, int fd, void (*on_event)(handle *, int));
+
+/* handle_unwatch: unregister without closing the fd (its owner closes it). */
+void handle_unwatch(handle *h);
 
 /* loop_now: monotonic seconds. */
 double loop_now(void);
