@@ -30,7 +30,7 @@ M.addr = stream.addr
 M.setsockopt, M.getsockopt = core.setsockopt, core.getsockopt
 
 -- stream conns and listeners
-M.dial, M.listen = stream.dial, stream.listen
+M.dial, M.listen, M.listen_packet = stream.dial, stream.listen, stream.listen_packet
 M.dialer, M.listen_config = stream.dialer, stream.listen_config
 M.file_conn, M.file_listener = stream.file_conn, stream.file_listener
 M.listeners_from_env = stream.listeners_from_env

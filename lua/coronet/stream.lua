@@ -40,7 +40,9 @@ end
 ---------------------------------------------------------------------------
 -- Networks and addresses
 ---------------------------------------------------------------------------
-local NETWORKS = {tcp = "ip", tcp4 = "4", tcp6 = "6", unix = "unix"}
+local NETWORKS = {tcp = "ip", tcp4 = "4", tcp6 = "6", unix = "unix",
+                  udp = "ip", udp4 = "4", udp6 = "6", unixgram = "unix"}
+local PACKET = {udp = true, udp4 = true, udp6 = true, unixgram = true}
 
 local function parse_port(op, net, address, port)
     local n = port:match("^%d+$") and tonumber(port)
@@ -139,6 +141,12 @@ end
 
 local function famof(a) return a:is_v4() and "4" or "6" end
 
+--- _target(op, network, address, passive) -> {net, fam, ips, port, host}
+-- | {net, path} | nil, err: network and address parsed and resolved, for
+-- coronet.packet. `passive` (listening) keeps an empty host empty.
+M._target = target
+M._famof = famof
+
 ---------------------------------------------------------------------------
 -- Dialer
 ---------------------------------------------------------------------------
@@ -218,6 +226,7 @@ end
 function Dialer:dial(network, address, ctx)
     if not sched.current() then return sched.block(Dialer.dial, self, network, address, ctx) end
     if ctx and ctx:err() then return ctx_fail("dial", network, address, ctx) end
+    if PACKET[network] then return require("coronet.packet").dial(self, network, address, ctx) end
     local tg, err = target("dial", network, address, false)
     if not tg then return nil, err end
     local deadline = dial_deadline(self)
@@ -272,6 +281,9 @@ end
 -- Listening never blocks: ctx only matters if it has already ended.
 function ListenConfig:listen(network, address, ctx)
     if ctx and ctx:err() then return ctx_fail("listen", network, address, ctx) end
+    if PACKET[network] then
+        return nil, errors.unknown_network("listen", network .. " (use listen_packet)")
+    end
     local tg, err = target("listen", network, address, true)
     if not tg then return nil, err end
     local a, fam = nil, "unix"
@@ -294,6 +306,19 @@ function ListenConfig:listen(network, address, ctx)
     ok, err = ln:_listen(self.backlog, unlink, self.keepalive)
     if not ok then ln:close() return nil, err end
     return ln
+end
+
+--- listen_config:listen_packet(network, address [, ctx]) -> packet conn
+-- | nil, err: "udp", "udp4", "udp6" or "unixgram" (see coronet.packet).
+function ListenConfig:listen_packet(network, address, ctx)
+    if ctx and ctx:err() then return ctx_fail("listen", network, address, ctx) end
+    return require("coronet.packet").listen_packet(self, network, address, ctx)
+end
+
+--- listen_packet(network, address [, opts] [, ctx]) -> packet conn | nil, err.
+function M.listen_packet(network, address, opts, ctx)
+    if is_ctx(opts) then opts, ctx = nil, opts end
+    return M.listen_config(opts):listen_packet(network, address, ctx)
 end
 
 --- listen(network, address [, opts] [, ctx]) -> listener | nil, err.
