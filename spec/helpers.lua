@@ -23,6 +23,14 @@ function H.settle()
     end
 end
 
+--- drain: drive the loop until every task has ended (bounded: 5 s).
+function H.drain()
+    net.run(function()
+        local limit = net.now() + 5
+        while net.debug.stats().tasks > 1 and net.now() < limit do net.sleep(0.001) end
+    end)
+end
+
 --- run: run fn as a task; then assert nothing leaked (tasks, loop fds, fds).
 function H.run(fn)
     collectgarbage()
@@ -88,6 +96,27 @@ function H.assert_err(v, err, code, msg)
     lu.assertNotNil(err, msg)
     lu.assertEquals(getmetatable(err) and getmetatable(err).__name, "coronet.error", msg)
     if code then lu.assertEquals(err.code, code, (msg or "") .. " (" .. tostring(err) .. ")") end
+end
+
+--- run_top: like H.run, but fn runs outside any task (as at a script's top
+-- level or in the REPL), so each blocking call in it drives the loop
+-- itself; then the same leak checks.
+function H.run_top(fn)
+    collectgarbage()
+    local fds0 = H.open_fds()
+    local loopfds0 = net.debug.stats().fds
+    local r = table.pack(fn())
+    for _ = 1, 200 do
+        if net.debug.stats().tasks == 0 then break end
+        net.yield()
+    end
+    collectgarbage()
+    collectgarbage()
+    local s = net.debug.stats()
+    lu.assertEquals(s.tasks, 0, "leaked tasks:\n" .. H.dump_tasks())
+    lu.assertEquals(s.fds, loopfds0, "leaked loop fds")
+    lu.assertEquals(H.open_fds(), fds0, "leaked process fds")
+    return table.unpack(r, 1, r.n)
 end
 
 return H
