@@ -39,9 +39,81 @@ loop *loop_get(lua_State *L) {
 
 /* ---- tasks ---------------------------------------------------------- */
 
+/* ---- the coroutine -> task map ---------------------------------------
+ * Linear probing keyed on the lua_State pointer, so finding the running
+ * task costs a hash and a probe or two, and no Lua table access. (Lua's
+ * per-thread extra space can't be used: the main thread's is never
+ * initialised, and threads made before this module loaded copy garbage.) */
+
+struct task_slot { lua_State *co; task *t; };
+
+static unsigned thread_hash(const lua_State *co, unsigned mask) {
+    uintptr_t p = (uintptr_t)co >> 4;
+    return (unsigned)((p * 0x9E3779B97F4A7C15ull) >> 40) & mask;
+}
+
+static int thread_grow(loop *lp) {
+    unsigned cap = lp->capthread ? lp->capthread * 2 : 256;
+    struct task_slot *old = lp->bythread, *n = calloc(cap, sizeof *n);
+    if (!n) return -1;
+    for (unsigned i = 0; i < lp->capthread; i++) {
+        if (!old[i].co) continue;
+        unsigned j = thread_hash(old[i].co, cap - 1);
+        while (n[j].co) j = (j + 1) & (cap - 1);
+        n[j] = old[i];
+    }
+    free(old);
+    lp->bythread = n;
+    lp->capthread = cap;
+    return 0;
+}
+
+static int thread_put(loop *lp, task *t) {
+    if ((lp->nthread + 1) * 2 > lp->capthread && thread_grow(lp) < 0) return -1;
+    unsigned mask = lp->capthread - 1, i = thread_hash(t->co, mask);
+    while (lp->bythread[i].co) i = (i + 1) & mask;
+    lp->bythread[i].co = t->co;
+    lp->bythread[i].t = t;
+    lp->nthread++;
+    return 0;
+}
+
+static task *thread_get(loop *lp, const lua_State *co) {
+    if (!lp->capthread) return NULL;
+    unsigned mask = lp->capthread - 1, i = thread_hash(co, mask);
+    for (; lp->bythread[i].co; i = (i + 1) & mask)
+        if (lp->bythread[i].co == co) return lp->bythread[i].t;
+    return NULL;
+}
+
+static void thread_del(loop *lp, const lua_State *co) {
+    if (!lp->capthread) return;
+    unsigned mask = lp->capthread - 1, i = thread_hash(co, mask);
+    while (lp->bythread[i].co && lp->bythread[i].co != co) i = (i + 1) & mask;
+    if (!lp->bythread[i].co) return;
+    lp->bythread[i].co = NULL;
+    lp->nthread--;
+    /* backward-shift: re-place the rest of the probe run */
+    for (unsigned j = (i + 1) & mask; lp->bythread[j].co; j = (j + 1) & mask) {
+        struct task_slot s = lp->bythread[j];
+        lp->bythread[j].co = NULL;
+        unsigned k = thread_hash(s.co, mask);
+        while (lp->bythread[k].co) k = (k + 1) & mask;
+        lp->bythread[k] = s;
+    }
+}
+
+static loop *loop_cached;   /* the loop of the last lookup: one Lua state in practice */
+
 task *task_current(lua_State *L) {
-    task *t = *(task **)lua_getextraspace(L);
-    return (t && t->co == L) ? t : NULL;
+    loop *lp = loop_cached;
+    if (!lp) lp = loop_cached = loop_get(L);
+    task *t = thread_get(lp, L);
+    if (!t && lp != loop_get(L)) {      /* another Lua state in this process */
+        lp = loop_cached = loop_get(L);
+        t = thread_get(lp, L);
+    }
+    return t;
 }
 
 static int ready_push(loop *lp, task *t) {
@@ -211,7 +283,7 @@ static int task_new(lua_State *L) {
     luaL_setmetatable(L, TASK_MT);
     lua_pushvalue(L, 1);
     lua_setiuservalue(L, -2, 1);  /* anchor the coroutine */
-    *(task **)lua_getextraspace(co) = t;
+    if (thread_put(t->lp, t) < 0) return luaL_error(L, "coronet: out of memory");
     if (ready_push(t->lp, t) < 0) return luaL_error(L, "coronet: out of memory");
     return 1;
 }
@@ -229,6 +301,7 @@ static int loop_ready(lua_State *L) {
 /* task:__gc: a collected task must leave no timer and no ready entry. */
 static int task_gc(lua_State *L) {
     task *t = luaL_checkudata(L, 1, TASK_MT);
+    if (t->lp->bythread) thread_del(t->lp, t->co);
     if (t->parked) {
         loop *lp = t->lp;
         if (t->slot) { *t->slot = NULL; lp->nfdwait--; }
@@ -503,6 +576,10 @@ static int loop_gc(lua_State *L) {
     free(lp->heap);
     free(lp->ready);
     free(lp->rbuf);
+    free(lp->bythread);
+    lp->bythread = NULL;
+    lp->capthread = lp->nthread = 0;
+    if (loop_cached == lp) loop_cached = NULL;
     lp->heap = NULL;
     lp->ready = NULL;
     lp->rbuf = NULL;

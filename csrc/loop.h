@@ -24,6 +24,7 @@ enum park_kind {
 };
 
 struct loop;
+struct task_slot;
 
 /* task: the C half of a coronet task (userdata TASK_MT; uservalue 1 is its
  * coroutine, which keeps it alive while the Lua scheduler holds the task). */
@@ -71,6 +72,8 @@ typedef struct loop {
     int nheap, capheap;
     task **ready;        /* woken tasks not yet handed to Lua */
     int nready, capready;
+    struct task_slot *bythread; /* open-addressing map: coroutine -> task */
+    unsigned nthread, capthread;
     int nfds;            /* open handles */
     int nfdwait;         /* tasks parked on a handle */
     int nblocked[PARK_NKINDS];
