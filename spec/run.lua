@@ -43,4 +43,4 @@ if not os.getenv("SPEC_NO_EXAMPLES") and not pattern then
 end
 
 print(string.format("%d passed, %d failed", passed, failed))
-os.exit(failed == 0 and failures == 0 and 0 or 1)
+os.exit(failed == 0 and failures == 0 and 0 or 1, true)
