@@ -202,6 +202,60 @@ static const char *conn_write_range(lua_State *L, size_t *from, size_t *to) {
 
 static int conn_write_k(lua_State *L, int status, lua_KContext kctx);
 
+/* Writers are serialised, as in Go: each write goes out whole. A write that
+ * parks mid-way holds c->wlocked until it returns; writers arriving
+ * meanwhile queue (FIFO) and the lock is handed to the first on return. */
+static void conn_wq_remove(conn *c, task *t) {
+    task **p = &c->wq, *prev = NULL;
+    for (; *p; prev = *p, p = &(*p)->qnext) {
+        if (*p == t) {
+            *p = t->qnext;
+            if (c->wq_tail == t) c->wq_tail = prev;
+            t->qnext = NULL;
+            return;
+        }
+    }
+}
+
+static void conn_write_unlock(conn *c) {
+    c->wlocked = 0;
+    while (c->wq) {
+        task *next = c->wq;
+        c->wq = next->qnext;
+        if (!c->wq) c->wq_tail = NULL;
+        next->qnext = NULL;
+        if (task_wake(next, WAKE_READY)) { /* handed over */
+            c->wlocked = 1;
+            return;
+        }
+        /* already woken (its ctx or deadline ended): it leaves on its own */
+    }
+}
+
+static void conn_wq_wake_all(conn *c, int reason) {
+    while (c->wq) {
+        task *t = c->wq;
+        c->wq = t->qnext;
+        t->qnext = NULL;
+        task_wake(t, reason);
+    }
+    c->wq_tail = NULL;
+}
+
+static int conn_write_wait_k(lua_State *L, int status, lua_KContext kctx) {
+    conn *c = conn_check(L);
+    task *t = task_current(L);
+    int ctxidx = lua_isnil(L, 5) ? 0 : 5;
+    int cause = task_resume_cause(L, t, status, ctxidx);
+    if (cause) {                          /* gave up waiting: not our turn yet */
+        conn_wq_remove(c, t);
+        conn_failx(L, c, "write", NULL, cause, ctxidx);
+        lua_pushinteger(L, 0);
+        return 3;
+    }
+    return conn_write_k(L, LUA_YIELD, kctx); /* the lock is ours now */
+}
+
 /* conn:write(data [, i, j] [, ctx]) -> n | nil, err, n_written: write all
  * of data:sub(i, j), parking as often as the socket buffer fills.
  * Stack while it runs: 1 conn, 2 data, 3 i, 4 j, 5 ctx or nil. */
@@ -220,7 +274,12 @@ static int conn_write(lua_State *L) {
     size_t from, to;
     conn_write_range(L, &from, &to);
     if (ctx_ended(L, ctxidx ? 5 : 0)) return conn_failx(L, c, "write", NULL, ERR_CTX, 5);
-    if (c->h.wr) return conn_fail(L, c, "write", NULL, ERR_BUSY);
+    if (c->wlocked && c->h.fd >= 0) {
+        t->qnext = NULL;
+        if (c->wq_tail) c->wq_tail->qnext = t; else c->wq = t;
+        c->wq_tail = t;
+        return task_park_ctx(L, t, NULL, c->h.wrl, PARK_WRITE, ctxidx ? 5 : 0, 0, conn_write_wait_k);
+    }
     return conn_write_k(L, LUA_OK, 0);
 }
 
@@ -236,24 +295,32 @@ static int conn_write_k(lua_State *L, int status, lua_KContext kctx) {
     int ctxidx = lua_isnil(L, 5) ? 0 : 5;
     size_t from, to, done = (size_t)kctx;
     const char *s = conn_write_range(L, &from, &to);
+    int held = status == LUA_YIELD;      /* we parked before: we hold the lock */
     int cause = task_resume_cause(L, t, status, ctxidx);
-    if (cause) return conn_write_fail(L, c, NULL, cause, done);
+    int r = 0;
     size_t len = to - from;
-    for (;;) {
-        if (c->h.fd < 0) return conn_write_fail(L, c, NULL, ERR_CLOSED, done);
-        if (handle_deadline_passed(c->h.wrl)) return conn_write_fail(L, c, NULL, ERR_TIMEOUT, done);
+    while (!cause) {
+        if (c->h.fd < 0) { cause = ERR_CLOSED; break; }
+        if (handle_deadline_passed(c->h.wrl)) { cause = ERR_TIMEOUT; break; }
         if (done >= len) break;
-        ssize_t r = send(c->h.fd, s + from + done, len - done, MSG_NOSIGNAL);
-        if (r >= 0) {
-            done += (size_t)r;
+        ssize_t n = send(c->h.fd, s + from + done, len - done, MSG_NOSIGNAL);
+        if (n >= 0) {
+            done += (size_t)n;
             continue;
         }
         int e = errno;
         if (e == EINTR) continue;
-        if (e != EAGAIN && e != EWOULDBLOCK) return conn_write_fail(L, c, "write", e, done);
+        if (e != EAGAIN && e != EWOULDBLOCK) {
+            r = e;
+            break;
+        }
+        c->wlocked = 1;
         return task_park_ctx(L, t, &c->h.wr, c->h.wrl, PARK_WRITE, ctxidx, (lua_KContext)done,
                              conn_write_k);
     }
+    if (held) conn_write_unlock(c);
+    if (r) return conn_write_fail(L, c, "write", r, done);
+    if (cause) return conn_write_fail(L, c, NULL, cause, done);
     lua_pushinteger(L, (lua_Integer)len);
     return 1;
 }
@@ -345,12 +412,14 @@ static int conn_ok(lua_State *L) {
 /* conn:close() -> true | nil, ErrClosed: wakes parked readers/writers. */
 static int conn_close(lua_State *L) {
     conn *c = conn_check(L);
+    conn_wq_wake_all(c, WAKE_CLOSED);
     if (handle_close(&c->h) < 0) return conn_fail(L, c, "close", NULL, ERR_CLOSED);
     return conn_ok(L);
 }
 
 static int conn_gc(lua_State *L) {
     conn *c = conn_check(L);
+    conn_wq_wake_all(c, WAKE_CLOSED);
     handle_close(&c->h);
     return 0;
 }
@@ -387,6 +456,7 @@ static int conn_deadline(lua_State *L, int rd, int wr) {
     if (c->h.fd < 0) return conn_fail(L, c, "set", NULL, ERR_CLOSED);
     if (t <= 0 && !lua_isnoneornil(L, 2)) t = 1e-9; /* a time in the past, not "none" */
     handle_set_deadline(&c->h, rd, wr, t);
+    for (task *q = c->wq; wr && q; q = q->qnext) task_set_deadline(q, t);
     return conn_ok(L);
 }
 

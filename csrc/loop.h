@@ -32,6 +32,7 @@ typedef struct task {
     struct loop *lp;
     lua_State *co;
     struct task **slot;  /* the handle slot it is parked in, or NULL */
+    struct task *qnext;  /* next in a wait queue (a conn's queued writers) */
     double deadline;     /* absolute; 0 when none */
     double ctxdl;        /* deadline of the net.context it waits under; 0 none */
     int heap_idx;        /* index in the timer heap, -1 when not armed */
