@@ -12,6 +12,7 @@ int listener_open(lua_State *L);
 int packet_open(lua_State *L);
 int bufio_open(lua_State *L);
 int resolver_open(lua_State *L);
+int fdwatch_open(lua_State *L);
 
 /* A write to a reset peer must be an error, never a SIGPIPE death; only
  * the default disposition is replaced, a handler the host set is kept. */
@@ -34,6 +35,7 @@ int luaopen_coronet_core(lua_State *L) {
     packet_open(L);
     bufio_open(L);
     resolver_open(L);
+    fdwatch_open(L);
     addr_open(L);
     lua_setfield(L, -2, "ip");
     return 1;

@@ -19,6 +19,10 @@ local WAKE = core.wake_reasons
 
 local M = {KIND = KIND, WAKE = WAKE}
 
+-- keep_going: when true (the REPL sets it), an error in a task nobody
+-- waits for is only written to stderr, not re-raised from the driver.
+M.keep_going = false
+
 local tasks = {}                              -- live tasks (anchors them)
 local ntasks = 0
 local by_co = setmetatable({}, {__mode = "k"}) -- coroutine -> task
@@ -45,7 +49,7 @@ local function finish(t, ok, ...)
         for i = 1, #waiters do cwake(waiters[i].w, WAKE.ready) end
     elseif not ok and not t.observed then
         io.stderr:write("coronet: task ", t.id, " failed: ", t.traceback or tostring(t.err), "\n")
-        unobserved = unobserved or t.err
+        if not M.keep_going then unobserved = unobserved or t.err end
     end
 end
 
