@@ -122,6 +122,7 @@ static int conn_read_k(lua_State *L, int status, lua_KContext kctx) {
 /* ---- read_full ------------------------------------------------------ */
 
 static int conn_read_full_k(lua_State *L, int status, lua_KContext kctx);
+static int conn_read_full_fail(lua_State *L, conn *c, const char *sys, int cause, size_t got);
 
 /* conn:read_full(n [, ctx]) -> data | nil, err, partial: exactly n bytes;
  * EOF after some of them is net.ErrUnexpectedEOF (with what arrived).
@@ -138,9 +139,9 @@ static int conn_read_full(lua_State *L) {
         lua_pushnil(L);
         lua_replace(L, 3);
     }
-    if (ctx_ended(L, ctxidx)) return conn_failx(L, c, "read", NULL, ERR_CTX, ctxidx);
-    if (c->h.rd) return conn_fail(L, c, "read", NULL, ERR_BUSY);
     lua_newuserdatauv(L, n ? (size_t)n : 1, 0);
+    if (ctx_ended(L, ctxidx)) return conn_read_full_fail(L, c, NULL, ERR_CTX, 0);
+    if (c->h.rd) return conn_read_full_fail(L, c, NULL, ERR_BUSY, 0);
     return conn_read_full_k(L, LUA_OK, 0);
 }
 
@@ -201,6 +202,7 @@ static const char *conn_write_range(lua_State *L, size_t *from, size_t *to) {
 }
 
 static int conn_write_k(lua_State *L, int status, lua_KContext kctx);
+static int conn_write_fail(lua_State *L, conn *c, const char *sys, int cause, size_t done);
 
 /* Writers are serialised, as in Go: each write goes out whole. A write that
  * parks mid-way holds c->wlocked until it returns; writers arriving
@@ -273,7 +275,7 @@ static int conn_write(lua_State *L) {
     }
     size_t from, to;
     conn_write_range(L, &from, &to);
-    if (ctx_ended(L, ctxidx ? 5 : 0)) return conn_failx(L, c, "write", NULL, ERR_CTX, 5);
+    if (ctx_ended(L, ctxidx ? 5 : 0)) return conn_write_fail(L, c, NULL, ERR_CTX, 0);
     if (c->wlocked && c->h.fd >= 0) {
         t->qnext = NULL;
         if (c->wq_tail) c->wq_tail->qnext = t; else c->wq = t;

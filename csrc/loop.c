@@ -22,7 +22,7 @@ static const char CTXFN_KEY = 0;  /* registry: {enter, leave, err} from context.
 
 static const char *const loop_kind_names[PARK_NKINDS] = {
     "none", "read", "write", "accept", "connect", "sleep", "chan",
-    "sync", "task", "select", "other"};
+    "sync", "task", "select", "other", "lookup"};
 
 double loop_now(void) {
     struct timespec ts;
@@ -234,6 +234,12 @@ int task_park_ctx(lua_State *L, task *t, task **slot, double deadline, int kind,
         t->ctxdl = lua_tonumber(L, -1);
         lua_pop(L, 1);
         deadline = loop_min_deadline(deadline, t->ctxdl);
+        if (ctx_ended(L, ctxidx)) {              /* ended while we were waking: */
+            t->reason = WAKE_CANCELED;           /* resume at once, canceled */
+            if (ready_push(t->lp, t) < 0) return luaL_error(L, "coronet: out of memory");
+            lua_pushlightuserdata(L, (void *)&PARK_TOKEN);
+            return lua_yieldk(L, 1, kctx, k);
+        }
     }
     return task_park(L, t, slot, deadline, kind, kctx, k);
 }

@@ -46,7 +46,7 @@ local function finish(t, ok, ...)
     local waiters = t.waiters
     if waiters then
         t.waiters = nil
-        for i = 1, #waiters do cwake(waiters[i].w, WAKE.ready) end
+        for w in pairs(waiters) do cwake(w.w, WAKE.ready) end
     elseif not ok and not t.observed then
         io.stderr:write("coronet: task ", t.id, " failed: ", t.traceback or tostring(t.err), "\n")
         if not M.keep_going then unobserved = unobserved or t.err end
@@ -202,11 +202,11 @@ function Task:wait(ctx)
     if not me then return M.block(Task.wait, self, ctx) end
     self.observed = true
     while not self.done do
-        local w = self.waiters
+        local w = self.waiters              -- a set: a cancel leaves in O(1)
         if not w then w = {}; self.waiters = w end
-        w[#w + 1] = me
+        w[me] = true
         if M.park_ctx(nil, KIND.task, ctx) == WAKE.canceled then
-            for i = #w, 1, -1 do if w[i] == me then table.remove(w, i) end end
+            w[me] = nil
             return nil, ctx:err()
         end
     end
