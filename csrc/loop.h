@@ -20,6 +20,7 @@ enum wake_reason { WAKE_READY = 0, WAKE_TIMEOUT, WAKE_CLOSED, WAKE_CANCELED };
 enum park_kind {
     PARK_NONE = 0, PARK_READ, PARK_WRITE, PARK_ACCEPT, PARK_CONNECT,
     PARK_SLEEP, PARK_CHAN, PARK_SYNC, PARK_TASK, PARK_SELECT, PARK_OTHER,
+    PARK_LOOKUP,         /* a DNS lookup (resolver.c, sysresolve.c) */
     PARK_NKINDS
 };
 
