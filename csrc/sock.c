@@ -208,6 +208,15 @@ static int sock_addr_init(lua_State *L) {
     return 0;
 }
 
+/* net.close_fd(fd) -> true | nil, msg, errno: close a raw descriptor, such
+ * as one conn:file() returned. Never use it on an fd a conn still owns. */
+static int sock_close_fd(lua_State *L) {
+    int fd = (int)luaL_checkinteger(L, 1);
+    if (close(fd) < 0 && errno != EINTR) return sock_fail(L, errno);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* core.getpid() -> this process's id (for LISTEN_PID). */
 static int sock_getpid(lua_State *L) {
     lua_pushinteger(L, getpid());
@@ -216,6 +225,7 @@ static int sock_getpid(lua_State *L) {
 
 static const luaL_Reg sock_funcs[] = {
     {"addr_init", sock_addr_init},
+    {"close_fd", sock_close_fd},
     {"getpid", sock_getpid},
     {"getsockopt", sock_getsockopt},
     {"setsockopt", sock_setsockopt},

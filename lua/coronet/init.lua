@@ -27,7 +27,7 @@ M.ErrFrameTooLarge = errors.ErrFrameTooLarge
 M.ip = core.ip
 M.split_host_port, M.join_host_port = core.ip.split_host_port, core.ip.join_host_port
 M.addr = stream.addr
-M.setsockopt, M.getsockopt = core.setsockopt, core.getsockopt
+M.setsockopt, M.getsockopt, M.close_fd = core.setsockopt, core.getsockopt, core.close_fd
 
 -- stream conns and listeners
 M.dial, M.listen, M.listen_packet = stream.dial, stream.listen, stream.listen_packet
