@@ -1,6 +1,7 @@
 /* listener.c - stream listeners (TCP, unix): accept parks on the handle
  * like a read; accepted TCP conns get TCP_NODELAY and keepalive as Go's. */
 #include <errno.h>
+#include <math.h>
 #include <string.h>
 #include <unistd.h>
 #include <netinet/in.h>
@@ -84,7 +85,8 @@ static int listener_listen(lua_State *L) {
     listener *ln = listener_check(L);
     int backlog = (int)luaL_optinteger(L, 2, SOMAXCONN);
     ln->unlink = (uint8_t)lua_toboolean(L, 3);
-    ln->keepalive = (int)luaL_optinteger(L, 4, LISTENER_KEEPALIVE);
+    lua_Number ka = luaL_optnumber(L, 4, 0);   /* seconds; 0: Go's default; < 0: off */
+    ln->keepalive = ka < 0 ? -1 : ka == 0 ? LISTENER_KEEPALIVE : (int)ceil(ka);
     if (listen(ln->h.fd, backlog) < 0) return listener_fail(L, ln, "listen", "listen", errno, 0);
     socklen_t n = sizeof ln->a;
     if (getsockname(ln->h.fd, (struct sockaddr *)&ln->a, &n) == 0) ln->alen = n;

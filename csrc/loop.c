@@ -133,17 +133,22 @@ int task_wake(task *t, int reason) {
     if (!t->parked) return 0;
     loop *lp = t->lp;
     t->parked = 0;
-    if (t->slot) {
-        *t->slot = NULL;
-        t->slot = NULL;
-        lp->nfdwait--;
-    }
+    if (t->slot) lp->nfdwait--;   /* the slot stays owned until t resumes */
     timer_remove(lp, t);
     lp->nblocked[t->kind]--;
     t->kind = PARK_NONE;
     t->reason = (uint8_t)reason;
     if (ready_push(lp, t) < 0) abort(); /* cannot lose a wake; OOM here is fatal */
     return 1;
+}
+
+/* task_release_slot: give up the handle slot a woken task still owns. A
+ * woken reader keeps its slot until it runs, so a second reader arriving in
+ * between is told "busy" instead of taking the data meant for the first. */
+static void task_release_slot(task *t) {
+    if (!t->slot) return;
+    if (*t->slot == t) *t->slot = NULL;
+    t->slot = NULL;
 }
 
 static double loop_min_deadline(double a, double b) {
@@ -176,6 +181,7 @@ int task_park(lua_State *L, task *t, task **slot, double deadline, int kind,
     t->reason = WAKE_READY;
     t->deadline = deadline;
     lp->nblocked[kind]++;
+    if (t->slot != slot) task_release_slot(t);
     if (slot) {
         *slot = t;
         t->slot = slot;
@@ -255,6 +261,7 @@ int task_unpark_ctx(lua_State *L, task *t, int ctxidx) {
 }
 
 int task_resume_cause(lua_State *L, task *t, int status, int ctxidx) {
+    task_release_slot(t);
     if (status != LUA_YIELD) return 0;
     if (task_unpark_ctx(L, t, ctxidx)) return ERR_CTX;
     switch (t->reason) {
@@ -310,11 +317,12 @@ static int task_gc(lua_State *L) {
     if (t->lp->bythread) thread_del(t->lp, t->co);
     if (t->parked) {
         loop *lp = t->lp;
-        if (t->slot) { *t->slot = NULL; lp->nfdwait--; }
+        if (t->slot) lp->nfdwait--;
         timer_remove(lp, t);
         lp->nblocked[t->kind]--;
         t->parked = 0;
     }
+    task_release_slot(t);
     return 0;
 }
 

@@ -138,7 +138,9 @@ int task_resume_cause(lua_State *L, task *t, int status, int ctxidx);
 /* ctx_push_err: push ctx:err() for the net.context at idx. */
 void ctx_push_err(lua_State *L, int idx);
 
-/* task_wake: wake t with reason if it is parked; returns 1 if it was. */
+/* task_wake: wake t with reason if it is parked; returns 1 if it was. A
+ * task woken from a handle slot keeps owning the slot until it resumes
+ * (task_resume_cause releases it), so "busy" checks see it in between. */
 int task_wake(task *t, int reason);
 
 /* task_set_deadline: move a parked task's deadline (0 clears); a deadline

@@ -34,8 +34,9 @@ static int sock_unix_sockaddr(const char *path, size_t n,
     struct sockaddr_un *su = (struct sockaddr_un *)ss;
     memset(su, 0, sizeof *su);
     su->sun_family = AF_UNIX;
-    if (n >= sizeof su->sun_path) return ENAMETOOLONG;
     if (n == 0) return EINVAL;
+    /* a path needs its NUL; an abstract name's '@' becomes the leading NUL */
+    if (n > sizeof su->sun_path - (path[0] != '@')) return ENAMETOOLONG;
     memcpy(su->sun_path, path, n);
     if (path[0] == '@') su->sun_path[0] = 0;         /* abstract */
     else if (memchr(path, 0, n)) return EINVAL;
