@@ -1,6 +1,6 @@
 --- bench/server.lua WORKLOAD PORT: the echo and http servers of the
 -- shared benchmark, written the way a user would write them with coronet:
--- one task per connection, plain read/write.
+-- one task per connection; echo uses plain read/write, http a bufio reader.
 local net = require "coronet"
 
 local workload, port = arg[1], arg[2]
@@ -19,30 +19,25 @@ local function echo(c)
     c:close()
 end
 
--- Answer every complete request (up to "\r\n\r\n") in the input, pipelined
--- ones in one write; keep the unfinished tail for the next read.
+-- Answer every request (the bytes up to "\r\n\r\n", cut by a bufio
+-- reader's read_until in C). Answers to pipelined requests that are
+-- already buffered go out in one write; none waits for more input.
 local function http(c)
-    local find, sub = string.find, string.sub
-    local pending = ""
+    local find, concat = string.find, table.concat
+    local rd = net.bufio.reader(c, {max_token = MAX_HEADER})
+    local out, n = {}, 0
     while true do
-        local data = c:read(65536)
-        if not data then break end
-        if pending ~= "" then data = pending .. data end
-        local pos, out, n, closing = 1, nil, 0, false
-        while true do
-            local s, e = find(data, "\r\n\r\n", pos, true)
-            if not s then break end
-            closing = find(sub(data, pos, s), "Connection: close", 1, true) ~= nil
-            n = n + 1
-            if n == 1 then out = closing and RESP_CLOSE or RESP
-            else out = out .. (closing and RESP_CLOSE or RESP) end
-            pos = e + 1
-            if closing then break end
+        local req = rd:read_until("\r\n\r\n")
+        if not req then break end
+        local closing = find(req, "Connection: close", 1, true) ~= nil
+        n = n + 1
+        out[n] = closing and RESP_CLOSE or RESP
+        local more = rd:buffered()
+        if closing or more == 0 or not find(rd:peek(more), "\r\n\r\n", 1, true) then
+            local ok = c:write(n == 1 and out[1] or concat(out, "", 1, n))
+            n = 0
+            if not ok or closing then break end
         end
-        pending = pos > #data and "" or sub(data, pos)
-        if #pending > MAX_HEADER then break end
-        if out and not c:write(out) then break end
-        if closing then break end
     end
     c:close()
 end

@@ -1,10 +1,802 @@
-/* bufio.c - placeholder until its issue lands: registers nothing. */
-#include "lua.h"
+/* bufio.c - net.bufio's reader: a byte buffer owned by a userdata, filled
+ * from a source and cut into records in C (memchr/memmem), so a record
+ * that is already buffered costs exactly one Lua string.
+ *
+ * A coronet conn source is read with recv() straight into the buffer and
+ * a read that would block parks the task on the conn's handle, exactly as
+ * conn.c's read does; any other source is called through its read(max)
+ * method with lua_pcallk, so it may block (yield) too. Either way a
+ * waiting op keeps its state in the reader and its continuation
+ * (bufr_run) picks it up again.
+ *
+ * Memory: the buffer starts at `size`, grows up to `max` for one long
+ * record (or to n for read_full(n) / peek(n)), shrinks back to `size`
+ * once the record is out, and is freed while the reader waits with
+ * nothing buffered: an idle reader holds no buffer.
+ *
+ * Failures other than EOF leave the buffered bytes in place (a timed-out
+ * read_line can be retried); at EOF an unfinished record is handed out
+ * with ErrUnexpectedEOF. bufio.lua adds lines(), the scanner, the writer
+ * and the sentinels (core.bufio_init). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include "lauxlib.h"
+#include "bufio.h"
+#include "errors.h"
+#include "sock.h"
+#include "utf8.h"
 
-int bufio_open(lua_State *L);
+#define BUFR_SIZE 4096          /* default buffer size (Go's) */
+#define BUFR_MAX 65536          /* default max_token (Go's MaxScanTokenSize) */
+#define BUFR_LIMIT (1 << 30)    /* the largest size or max_token accepted */
+#define BUFR_NOPROGRESS 100     /* empty reads in a row before ErrNoProgress */
 
-/* bufio_open: add the bufio functions to the core table on top of the stack. */
-int bufio_open(lua_State *L) {
-    (void)L;
+static const char SENTINELS_KEY = 0;    /* registry: {too_long =, no_progress =} */
+
+/* The ops; one runs at a time, its state in the reader. */
+enum { OP_READ, OP_READ_FULL, OP_LINE, OP_UNTIL, OP_PEEK, OP_DISCARD, OP_FILL, OP_TOKEN };
+/* Split kinds of the scanner's built-in split functions (OP_TOKEN). */
+enum { TOK_LINES = 1, TOK_WORDS, TOK_BYTES, TOK_RUNES };
+/* What a waiting op waits for. */
+enum { PEND_NONE, PEND_PARK, PEND_CALL };
+
+typedef struct bufr {
+    char *buf;           /* NULL while idle; the unread bytes are buf[r..w) */
+    size_t cap, r, w;
+    size_t size;         /* the capacity it starts with and shrinks back to */
+    size_t max;          /* the most one record (with its delimiter) may take */
+    conn *c;             /* the source when it is a coronet conn, else NULL */
+    size_t arg;          /* the op's n, or its token kind */
+    size_t skip;         /* read_full: bytes before the data (a peeked header) */
+    size_t scan;         /* unread bytes already searched for the delimiter */
+    size_t done;         /* discard: bytes dropped; fill: bytes it started with */
+    uint8_t op, pending, busy, noprog;
+    uint8_t file;        /* the source is a Lua file: its read takes no ctx */
+} bufr;
+
+/* The reader at index 1. The methods carry the metatable as upvalue 1,
+ * which is cheaper to compare than a registry lookup by name on every
+ * read_line; anything else gets luaL_checkudata's error. */
+static bufr *bufr_check(lua_State *L) {
+    bufr *b = lua_touserdata(L, 1);
+    if (b && lua_getmetatable(L, 1)) {
+        int ok = lua_rawequal(L, -1, lua_upvalueindex(1));
+        lua_pop(L, 1);                           /* pop its metatable */
+        if (ok) return b;
+    }
+    return luaL_checkudata(L, 1, BUFIO_READER_MT);
+}
+
+/* The unread bytes (a valid pointer even with no buffer). */
+static const char *bufr_at(const bufr *b) {
+    return b->buf ? b->buf + b->r : "";
+}
+
+static size_t bufr_avail(const bufr *b) {
+    return b->w - b->r;
+}
+
+/* Push the next len unread bytes and consume them. */
+static void bufr_take(lua_State *L, bufr *b, size_t len) {
+    lua_pushlstring(L, bufr_at(b), len);
+    b->r += len;
+}
+
+static void bufr_push_sentinel(lua_State *L, const char *name) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &SENTINELS_KEY);
+    if (lua_isnil(L, -1)) {                      /* bufio.lua not loaded */
+        lua_pop(L, 1);
+        lua_pushstring(L, name);
+        return;
+    }
+    lua_getfield(L, -1, name);
+    lua_remove(L, -2);                           /* pop sentinels */
+}
+
+/* ---- errors ---------------------------------------------------------- */
+
+int bufio_conn_fail(lua_State *L, conn *c, const char *op, const char *sys, int cause,
+                    int ctxidx) {
+    char src[ADDR_STRLEN], dst[ADDR_STRLEN];
+    sock_format(&c->la, c->llen, src);
+    sock_format(&c->ra, c->rlen, dst);
+    operr e = {op, sock_netnames[c->net], src[0] ? src : NULL, dst[0] ? dst : NULL, sys, NULL,
+               ctxidx};
+    return errors_fail(L, &e, cause);
+}
+
+/* nil and an error for cause (errno or ERR_*): the conn's when the source
+ * is a conn, else a bare "read" error. */
+static int bufr_fail_cause(lua_State *L, bufr *b, const char *sys, int cause) {
+    int ctxidx = lua_isnil(L, 3) ? 0 : 3;
+    if (b->c) return bufio_conn_fail(L, b->c, "read", sys, cause, ctxidx);
+    operr e = {"read", NULL, NULL, NULL, sys, NULL, ctxidx};
+    return errors_fail(L, &e, cause);
+}
+
+/* A failure's results: discard adds how many bytes it dropped. */
+static int bufr_extra(lua_State *L, bufr *b, int n) {
+    if (b->op != OP_DISCARD) return n;
+    lua_pushinteger(L, (lua_Integer)b->done);
+    return n + 1;
+}
+
+static int bufr_fail(lua_State *L, bufr *b, const char *sys, int cause) {
+    return bufr_extra(L, b, bufr_fail_cause(L, b, sys, cause));
+}
+
+/* nil and a bufio sentinel ("too_long", "no_progress"). */
+static int bufr_fail_sentinel(lua_State *L, bufr *b, const char *name) {
+    lua_pushnil(L);
+    bufr_push_sentinel(L, name);
+    return bufr_extra(L, b, 2);
+}
+
+static int bufr_eof(lua_State *L) {
+    lua_pushnil(L);
+    errors_push_sentinel(L, ERR_EOF);
+    return 2;
+}
+
+/* At EOF inside a record: nil, EOF when nothing is left, else nil,
+ * ErrUnexpectedEOF and the rest (consumed: the stream is over). */
+static int bufr_eof_partial(lua_State *L, bufr *b) {
+    size_t avail = bufr_avail(b);
+    if (!avail) return bufr_eof(L);
+    lua_pushnil(L);
+    errors_push_sentinel(L, ERR_UNEXPECTED_EOF);
+    bufr_take(L, b, avail);
+    return 3;
+}
+
+/* A record that does not fit in max: nil, ErrTooLong and its first keep
+ * bytes, consumed (they cannot hold the start of a delimiter). */
+static int bufr_too_long(lua_State *L, bufr *b, size_t keep) {
+    lua_pushnil(L);
+    bufr_push_sentinel(L, "too_long");
+    bufr_take(L, b, keep);
+    return 3;
+}
+
+/* ---- buffer memory -------------------------------------------------- */
+
+/* bufr_room: slide the unread bytes to the front and make room to read
+ * into, growing the buffer up to limit. Returns the room, 0 when the
+ * buffer is full at limit, -1 when out of memory. */
+static ssize_t bufr_room(bufr *b, size_t limit) {
+    size_t avail = bufr_avail(b);
+    if (b->r) {
+        if (avail) memmove(b->buf, b->buf + b->r, avail);
+        b->r = 0;
+        b->w = avail;
+    }
+    if (b->w < b->cap) return (ssize_t)(b->cap - b->w);
+    if (b->cap >= limit) return 0;
+    size_t ncap = b->cap ? b->cap * 2 : b->size;
+    if (ncap > limit) ncap = limit;
+    char *nb = realloc(b->buf, ncap);
+    if (!nb) return -1;
+    b->buf = nb;
+    b->cap = ncap;
+    return (ssize_t)(ncap - b->w);
+}
+
+/* bufr_append: copy in a chunk a Lua source returned (growing past the
+ * op's limit if the source returned more than it was asked for). */
+static int bufr_append(bufr *b, const char *s, size_t len) {
+    ssize_t room = bufr_room(b, b->size);
+    if (room < 0) return -1;
+    if ((size_t)room < len) {
+        char *nb = realloc(b->buf, b->w + len);
+        if (!nb) return -1;
+        b->buf = nb;
+        b->cap = b->w + len;
+    }
+    memcpy(b->buf + b->w, s, len);
+    b->w += len;
     return 0;
+}
+
+/* bufr_release: free the buffer of a reader with nothing buffered. */
+static void bufr_release(bufr *b) {
+    if (b->r != b->w) return;
+    free(b->buf);
+    b->buf = NULL;
+    b->cap = b->r = b->w = 0;
+}
+
+/* bufr_settle: after an op, shrink a buffer a long record grew. */
+static void bufr_settle(bufr *b) {
+    size_t avail = bufr_avail(b);
+    if (!avail) b->r = b->w = 0;
+    if (b->cap <= b->size || avail > b->size) return;
+    if (b->r && avail) memmove(b->buf, b->buf + b->r, avail);
+    b->r = 0;
+    b->w = avail;
+    char *nb = realloc(b->buf, b->size);
+    if (nb) {
+        b->buf = nb;
+        b->cap = b->size;
+    }
+}
+
+/* ---- the ops: produce a result from the buffer, or ask for more ------- */
+
+/* Each try returns the number of results it pushed, or 0 when it needs
+ * more data. With at_eof (the source has ended) it always finishes. */
+
+/* read_line (token 0) and the scan_lines token (1): up to LF, without
+ * it and a CR before it. Go's ScanLines also yields a last line that has
+ * no LF; read_line calls that ErrUnexpectedEOF. */
+static int bufr_try_line(lua_State *L, bufr *b, int at_eof, int token) {
+    size_t avail = bufr_avail(b), lim = avail < b->max ? avail : b->max;
+    const char *p = bufr_at(b);
+    const char *nl = b->scan < lim ? memchr(p + b->scan, '\n', lim - b->scan) : NULL;
+    if (nl) {
+        size_t len = (size_t)(nl - p);
+        lua_pushlstring(L, p, len && p[len - 1] == '\r' ? len - 1 : len);
+        b->r += len + 1;
+        return 1;
+    }
+    b->scan = lim;
+    if (lim >= b->max) return bufr_too_long(L, b, b->max);
+    if (!at_eof) return 0;
+    if (!token || !avail) return bufr_eof_partial(L, b);
+    lua_pushlstring(L, p, p[avail - 1] == '\r' ? avail - 1 : avail);
+    b->r = b->w;
+    return 1;
+}
+
+/* read_until(delim): up to and including delim (at stack index 2). */
+static int bufr_try_until(lua_State *L, bufr *b, int at_eof) {
+    size_t dlen;
+    const char *d = lua_tolstring(L, 2, &dlen);
+    size_t avail = bufr_avail(b), lim = avail < b->max ? avail : b->max;
+    size_t from = b->scan >= dlen ? b->scan - dlen + 1 : 0;
+    const char *p = bufr_at(b), *hit = NULL;
+    if (lim >= from + dlen)
+        hit = dlen == 1 ? memchr(p + from, d[0], lim - from)
+                        : memmem(p + from, lim - from, d, dlen);
+    if (hit) {
+        bufr_take(L, b, (size_t)(hit - p) + dlen);
+        return 1;
+    }
+    b->scan = lim;
+    if (lim >= b->max) return bufr_too_long(L, b, b->max - dlen + 1);
+    if (!at_eof) return 0;
+    return bufr_eof_partial(L, b);
+}
+
+/* read_full(n), after skip bytes that are dropped with it (a header). */
+static int bufr_try_full(lua_State *L, bufr *b, int at_eof) {
+    size_t avail = bufr_avail(b), need = b->skip + b->arg;
+    if (avail >= need) {
+        lua_pushlstring(L, bufr_at(b) + b->skip, b->arg);
+        b->r += need;
+        return 1;
+    }
+    if (!at_eof) return 0;
+    size_t s = avail < b->skip ? avail : b->skip;
+    lua_pushnil(L);
+    errors_push_sentinel(L, avail ? ERR_UNEXPECTED_EOF : ERR_EOF);
+    lua_pushlstring(L, bufr_at(b) + s, avail - s);
+    b->r = b->w;
+    return 3;
+}
+
+/* The scan_words token: runs of non-space runes; leading spaces are
+ * dropped as soon as they are seen (Go's ScanWords). */
+static int bufr_try_words(lua_State *L, bufr *b, int at_eof) {
+    const unsigned char *p = (const unsigned char *)bufr_at(b);
+    size_t avail = bufr_avail(b), i = 0;
+    int w;
+    if (b->scan == 0) {
+        while (i < avail && (at_eof || utf8_full(p + i, avail - i)) &&
+               utf8_space(utf8_decode(p + i, avail - i, &w)))
+            i += (size_t)w;
+        b->r += i;
+        p += i;
+        avail -= i;
+    }
+    size_t lim = avail < b->max ? avail : b->max, j = b->scan;
+    while (j < lim && (at_eof || utf8_full(p + j, avail - j))) {
+        if (utf8_space(utf8_decode(p + j, avail - j, &w))) {
+            lua_pushlstring(L, (const char *)p, j);
+            b->r += j + (size_t)w;
+            return 1;
+        }
+        j += (size_t)w;
+    }
+    b->scan = j < lim ? j : lim;
+    if (lim >= b->max) return bufr_too_long(L, b, b->scan);
+    if (!at_eof) return 0;
+    if (!avail) return bufr_eof(L);
+    bufr_take(L, b, avail);
+    return 1;
+}
+
+/* The scan_runes token: one UTF-8 rune; an invalid byte is U+FFFD. */
+static int bufr_try_rune(lua_State *L, bufr *b, int at_eof) {
+    const unsigned char *p = (const unsigned char *)bufr_at(b);
+    size_t avail = bufr_avail(b);
+    int w;
+    if (!avail) return at_eof ? bufr_eof(L) : 0;
+    if (!at_eof && !utf8_full(p, avail)) return 0;
+    if (utf8_decode(p, avail, &w) == 0xFFFD && w == 1) {
+        lua_pushliteral(L, "\xEF\xBF\xBD");
+        b->r += 1;
+    } else {
+        bufr_take(L, b, (size_t)w);
+    }
+    return 1;
+}
+
+static int bufr_try_token(lua_State *L, bufr *b, int at_eof) {
+    switch (b->arg) {
+    case TOK_LINES: return bufr_try_line(L, b, at_eof, 1);
+    case TOK_WORDS: return bufr_try_words(L, b, at_eof);
+    case TOK_RUNES: return bufr_try_rune(L, b, at_eof);
+    default:
+        if (bufr_avail(b)) {
+            bufr_take(L, b, 1);
+            return 1;
+        }
+        return at_eof ? bufr_eof(L) : 0;
+    }
+}
+
+static int bufr_try(lua_State *L, bufr *b, int at_eof) {
+    size_t avail = bufr_avail(b);
+    switch (b->op) {
+    case OP_READ:
+        if (avail) {
+            bufr_take(L, b, avail < b->arg ? avail : b->arg);
+            return 1;
+        }
+        return at_eof ? bufr_eof(L) : 0;
+    case OP_READ_FULL: return bufr_try_full(L, b, at_eof);
+    case OP_LINE: return bufr_try_line(L, b, at_eof, 0);
+    case OP_UNTIL: return bufr_try_until(L, b, at_eof);
+    case OP_PEEK:
+        if (avail >= b->arg) {
+            lua_pushlstring(L, bufr_at(b), b->arg);
+            return 1;
+        }
+        if (!at_eof) return 0;
+        bufr_eof(L);
+        lua_pushlstring(L, bufr_at(b), avail);
+        return 3;
+    case OP_DISCARD: {
+        size_t k = b->arg - b->done < avail ? b->arg - b->done : avail;
+        b->r += k;
+        b->done += k;
+        if (b->done == b->arg) {
+            lua_pushinteger(L, (lua_Integer)b->done);
+            return 1;
+        }
+        return at_eof ? bufr_extra(L, b, bufr_eof(L)) : 0;
+    }
+    case OP_FILL:
+        if (avail > b->done) {
+            lua_pushinteger(L, (lua_Integer)avail);
+            return 1;
+        }
+        if (avail >= b->max) return bufr_fail_sentinel(L, b, "too_long");
+        return at_eof ? bufr_eof(L) : 0;
+    default: return bufr_try_token(L, b, at_eof);
+    }
+}
+
+/* How far the buffer may grow for the op in progress. */
+static size_t bufr_limit(const bufr *b) {
+    size_t need = b->skip + b->arg;
+    switch (b->op) {
+    case OP_READ_FULL:
+    case OP_PEEK: return need > b->size ? need : b->size;
+    case OP_READ:
+    case OP_DISCARD: return b->size;
+    default: return b->max;
+    }
+}
+
+/* ---- filling from the source ------------------------------------------- */
+
+/* One recv() into the buffer (room bytes free): 0 when it read or hit EOF
+ * (*at_eof), -1 when it would block, else the results of a failure. */
+static int bufr_recv(lua_State *L, bufr *b, size_t room, int *at_eof) {
+    conn *c = b->c;
+    if (c->h.fd < 0) return bufr_fail(L, b, NULL, ERR_CLOSED);
+    if (c->h.rd) return bufr_fail(L, b, NULL, ERR_BUSY);
+    if (handle_deadline_passed(c->h.rdl)) return bufr_fail(L, b, NULL, ERR_TIMEOUT);
+    for (;;) {
+        ssize_t n = recv(c->h.fd, b->buf + b->w, room, 0);
+        if (n > 0) {
+            b->w += (size_t)n;
+            return 0;
+        }
+        if (n == 0) {
+            *at_eof = 1;
+            return 0;
+        }
+        int e = errno;
+        if (e == EINTR) continue;
+        if (e == EAGAIN || e == EWOULDBLOCK) return -1;
+        return bufr_fail(L, b, "read", e);
+    }
+}
+
+static int bufr_is_eof(lua_State *L, int idx) {
+    if (!lua_istable(L, idx)) return 0;
+    lua_getfield(L, idx, "code");
+    const char *code = lua_tostring(L, -1);
+    int eof = code && strcmp(code, "eof") == 0;
+    lua_pop(L, 1);
+    return eof;
+}
+
+/* bufr_called: take the results of source:read(max) (the top two values):
+ * append the data or note EOF (*at_eof). Returns 0 to go on, else the
+ * number of results of the failure it pushed. A source that raised
+ * raises again from here. */
+static int bufr_called(lua_State *L, bufr *b, int status, int *at_eof) {
+    if (status != LUA_OK && status != LUA_YIELD) return lua_error(L);
+    if (lua_type(L, -2) == LUA_TSTRING) {
+        size_t len;
+        const char *s = lua_tolstring(L, -2, &len);
+        if (len == 0 && ++b->noprog >= BUFR_NOPROGRESS) return bufr_fail_sentinel(L, b, "no_progress");
+        if (len) b->noprog = 0;
+        if (len && bufr_append(b, s, len) < 0) return luaL_error(L, "coronet: out of memory");
+    } else if (!lua_isnil(L, -2)) {
+        return luaL_error(L, "bufio: the source's read returned a %s (string or nil, err expected)",
+                          luaL_typename(L, -2));
+    } else if (lua_isnil(L, -1) || bufr_is_eof(L, -1)) {
+        *at_eof = 1;                             /* nil (a Lua file) or nil, EOF */
+    } else {
+        lua_pushnil(L);
+        lua_pushvalue(L, -2);                    /* nil, the source's error as it is */
+        return bufr_extra(L, b, 2);
+    }
+    lua_settop(L, 3);
+    return 0;
+}
+
+static int bufr_block(lua_State *L, bufr *b);
+static int bufr_run(lua_State *L, int status, lua_KContext kctx);
+
+/* bufr_call: source:read(room [, ctx]), with bufr_run as the continuation
+ * if the source yields; returns the call's status when it did not. */
+static int bufr_call(lua_State *L, bufr *b, size_t room, int ctxidx, lua_KContext kctx) {
+    bufr_release(b);                             /* it may wait: hold no buffer */
+    lua_getiuservalue(L, 1, 1);                  /* the source */
+    lua_getfield(L, -1, "read");
+    lua_insert(L, -2);                           /* read, source */
+    lua_pushinteger(L, (lua_Integer)room);
+    int nargs = 2;
+    if (ctxidx && !b->file) {
+        lua_pushvalue(L, ctxidx);
+        nargs = 3;
+    }
+    b->pending = PEND_CALL;
+    b->busy = 1;
+    int status = lua_pcallk(L, nargs, 2, 0, kctx, bufr_run);
+    b->pending = PEND_NONE;
+    b->busy = 0;
+    return status;
+}
+
+/* bufr_run: run the op in progress until it has a result, filling the
+ * buffer as often as it needs; the continuation of every wait.
+ * Stack: 1 reader, 2 argument (read_until's delimiter), 3 ctx or nil,
+ * and after a source call its two results. */
+static int bufr_run(lua_State *L, int status, lua_KContext kctx) {
+    bufr *b = lua_touserdata(L, 1);
+    int ctxidx = lua_isnil(L, 3) ? 0 : 3;
+    int at_eof = 0, n, pending = b->pending;
+    b->pending = PEND_NONE;
+    b->busy = 0;
+    if (pending == PEND_PARK) {
+        int cause = task_resume_cause(L, task_current(L), status, ctxidx);
+        if (cause) return bufr_fail(L, b, NULL, cause);
+    } else if (pending == PEND_CALL && (n = bufr_called(L, b, status, &at_eof))) {
+        return n;
+    }
+    for (;;) {
+        if ((n = bufr_try(L, b, at_eof))) {
+            bufr_settle(b);
+            return n;
+        }
+        if (ctx_ended(L, ctxidx)) return bufr_fail(L, b, NULL, ERR_CTX);
+        ssize_t room = bufr_room(b, bufr_limit(b));
+        if (room < 0) return luaL_error(L, "coronet: out of memory");
+        if (room == 0) return bufr_fail_sentinel(L, b, "too_long");
+        if (b->c) {
+            if ((n = bufr_recv(L, b, (size_t)room, &at_eof)) >= 0) {
+                if (n) return n;
+                continue;
+            }
+            task *t = task_current(L);
+            if (!t) return bufr_block(L, b);
+            bufr_release(b);                     /* idle: hold no buffer while parked */
+            b->pending = PEND_PARK;
+            b->busy = 1;
+            return task_park_ctx(L, t, &b->c->h.rd, b->c->h.rdl, PARK_READ, ctxidx, kctx,
+                                 bufr_run);
+        }
+        if ((n = bufr_called(L, b, bufr_call(L, b, (size_t)room, ctxidx, kctx), &at_eof)))
+            return n;
+    }
+}
+
+/* bufr_begin: start op with its arguments (done: discard's progress or
+ * fill's starting size). An op the buffer satisfies returns at once,
+ * without touching the stack below its results; one that must read
+ * normalizes the stack to 1 reader, 2 argument (read_until's delimiter),
+ * 3 ctx (from ctxidx, 0: none) or nil, and runs bufr_run. */
+static int bufr_begin(lua_State *L, bufr *b, int op, size_t arg, size_t skip, size_t done,
+                      int ctxidx) {
+    int n;
+    if (b->busy) return bufr_fail_cause(L, b, NULL, ERR_BUSY);
+    b->op = (uint8_t)op;
+    b->arg = arg;
+    b->skip = skip;
+    b->done = done;
+    b->scan = 0;
+    b->noprog = 0;
+    if ((n = bufr_try(L, b, 0))) {
+        bufr_settle(b);
+        return n;
+    }
+    if (lua_gettop(L) < 3) lua_settop(L, 3);
+    if (ctxidx != 3) {
+        if (ctxidx) {
+            lua_copy(L, ctxidx, 3);
+        } else {
+            lua_pushnil(L);
+            lua_replace(L, 3);
+        }
+    }
+    lua_settop(L, 3);
+    return bufr_run(L, LUA_OK, 0);
+}
+
+/* An op called outside any task, run again as a task by loop_block with
+ * its state as arguments 4..7 (op, arg, skip, done): the loop may run
+ * other tasks, even on this reader, before this one starts. */
+static int bufr_resume(lua_State *L) {
+    bufr *b = bufr_check(L);
+    int op = (int)lua_tointeger(L, 4);
+    size_t arg = (size_t)lua_tointeger(L, 5), skip = (size_t)lua_tointeger(L, 6);
+    size_t done = (size_t)lua_tointeger(L, 7);
+    lua_settop(L, 3);
+    return bufr_begin(L, b, op, arg, skip, done, lua_isnil(L, 3) ? 0 : 3);
+}
+
+/* bufr_block: hand the op to loop_block (a blocking call outside a task). */
+static int bufr_block(lua_State *L, bufr *b) {
+    lua_settop(L, 3);
+    lua_pushinteger(L, b->op);
+    lua_pushinteger(L, (lua_Integer)b->arg);
+    lua_pushinteger(L, (lua_Integer)b->skip);
+    lua_pushinteger(L, (lua_Integer)b->done);
+    return loop_block(L, bufr_resume, 7);
+}
+
+/* ---- methods --------------------------------------------------------- */
+
+static size_t bufr_count(lua_State *L, int idx, const char *what) {
+    lua_Integer n = luaL_checkinteger(L, idx);
+    luaL_argcheck(L, n >= 0, idx, what);
+    return (size_t)n;
+}
+
+/* reader:read([n] [, ctx]) -> data | nil, err: 1..n bytes (default: the
+ * buffer size): the buffered ones, or else what one read of the source
+ * returns; nil, net.EOF at the end. */
+static int bufr_read(lua_State *L) {
+    bufr *b = bufr_check(L);
+    int ctxidx = ctx_find(L, 2);
+    lua_Integer n = ctxidx == 2 ? (lua_Integer)b->size : luaL_optinteger(L, 2, (lua_Integer)b->size);
+    luaL_argcheck(L, n > 0, 2, "n must be positive");
+    return bufr_begin(L, b, OP_READ, (size_t)n, 0, 0, ctxidx);
+}
+
+/* reader:read_full(n [, ctx]) -> data | nil, err, partial: exactly n
+ * bytes. At EOF: nil, net.EOF, "" with none, nil, ErrUnexpectedEOF,
+ * partial (consumed) with some; other failures keep what arrived. */
+static int bufr_read_full(lua_State *L) {
+    bufr *b = bufr_check(L);
+    size_t n = bufr_count(L, 2, "negative length");
+    return bufr_begin(L, b, OP_READ_FULL, n, 0, 0, ctx_find(L, 3));
+}
+
+/* reader:_read_full_at(skip, n [, ctx]): read_full(skip + n) that drops
+ * the first skip bytes (a frame's peeked header). */
+static int bufr_read_full_at(lua_State *L) {
+    bufr *b = bufr_check(L);
+    size_t skip = bufr_count(L, 2, "negative length");
+    size_t n = bufr_count(L, 3, "negative length");
+    return bufr_begin(L, b, OP_READ_FULL, n, skip, 0, ctx_find(L, 4));
+}
+
+/* reader:read_line([ctx]) -> line | nil, err [, partial]: the next line
+ * without its LF or CRLF. nil, net.EOF at the end; a last line without
+ * LF is nil, ErrUnexpectedEOF, partial; longer than max_token: nil,
+ * ErrTooLong and its first max_token bytes (consumed). */
+static int bufr_read_line(lua_State *L) {
+    bufr *b = bufr_check(L);
+    return bufr_begin(L, b, OP_LINE, 0, 0, 0, ctx_find(L, 2));
+}
+
+/* reader:read_until(delim [, ctx]) -> data | nil, err [, partial]: up
+ * to and including delim (any length up to max_token); EOF and
+ * ErrTooLong as read_line. */
+static int bufr_read_until(lua_State *L) {
+    bufr *b = bufr_check(L);
+    size_t dlen;
+    luaL_checklstring(L, 2, &dlen);
+    luaL_argcheck(L, dlen > 0 && dlen <= b->max, 2, "delimiter must be 1..max_token bytes");
+    return bufr_begin(L, b, OP_UNTIL, 0, 0, 0, ctx_find(L, 3));
+}
+
+/* reader:peek(n [, ctx]) -> data | nil, err [, available]: the next n
+ * bytes without consuming them; n over max_token is ErrTooLong; at EOF
+ * nil, net.EOF and what is buffered. */
+static int bufr_peek(lua_State *L) {
+    bufr *b = bufr_check(L);
+    size_t n = bufr_count(L, 2, "negative count");
+    if (n > b->max && n > bufr_avail(b)) {
+        lua_pushnil(L);
+        bufr_push_sentinel(L, "too_long");
+        return 2;
+    }
+    return bufr_begin(L, b, OP_PEEK, n, 0, 0, ctx_find(L, 3));
+}
+
+/* reader:discard(n [, ctx]) -> n | nil, err, discarded: skip n bytes. */
+static int bufr_discard(lua_State *L) {
+    bufr *b = bufr_check(L);
+    size_t n = bufr_count(L, 2, "negative count");
+    return bufr_begin(L, b, OP_DISCARD, n, 0, 0, ctx_find(L, 3));
+}
+
+/* reader:_fill([ctx]) -> buffered | nil, err: read more into the buffer
+ * (for custom split functions); ErrTooLong when it holds max_token. */
+static int bufr_fill(lua_State *L) {
+    bufr *b = bufr_check(L);
+    return bufr_begin(L, b, OP_FILL, 0, 0, bufr_avail(b), ctx_find(L, 2));
+}
+
+/* reader:_token(kind [, ctx]) -> token | nil, err: the next token of a
+ * built-in split function (1 lines, 2 words, 3 bytes, 4 runes). */
+static int bufr_token(lua_State *L) {
+    bufr *b = bufr_check(L);
+    lua_Integer kind = luaL_checkinteger(L, 2);
+    luaL_argcheck(L, kind >= TOK_LINES && kind <= TOK_RUNES, 2, "bad token kind");
+    return bufr_begin(L, b, OP_TOKEN, (size_t)kind, 0, 0, ctx_find(L, 3));
+}
+
+/* reader:buffered() -> the number of bytes that can be read without waiting. */
+static int bufr_buffered(lua_State *L) {
+    lua_pushinteger(L, (lua_Integer)bufr_avail(bufr_check(L)));
+    return 1;
+}
+
+/* reader:size() -> the buffer size it keeps between long records. */
+static int bufr_size(lua_State *L) {
+    lua_pushinteger(L, (lua_Integer)bufr_check(L)->size);
+    return 1;
+}
+
+/* reader:_source() -> the source it reads from. */
+static int bufr_source(lua_State *L) {
+    bufr_check(L);
+    lua_getiuservalue(L, 1, 1);
+    return 1;
+}
+
+static int bufr_gc(lua_State *L) {
+    bufr *b = bufr_check(L);
+    free(b->buf);
+    b->buf = NULL;
+    b->cap = b->r = b->w = 0;
+    return 0;
+}
+
+static int bufr_tostring(lua_State *L) {
+    bufr *b = bufr_check(L);
+    lua_pushfstring(L, "bufio.reader (%d buffered, %d allocated)", (int)bufr_avail(b),
+                    (int)b->cap);
+    return 1;
+}
+
+/* core.bufio_reader(source [, size [, max]]) -> reader: source is a
+ * coronet conn or anything with a read(max) method; the reader keeps it. */
+static int bufr_new(lua_State *L) {
+    lua_Integer size = luaL_optinteger(L, 2, BUFR_SIZE), max = luaL_optinteger(L, 3, BUFR_MAX);
+    luaL_argcheck(L, size > 0 && size <= BUFR_LIMIT, 2, "size out of range");
+    luaL_argcheck(L, max > 0 && max <= BUFR_LIMIT, 3, "max_token out of range");
+    conn *c = luaL_testudata(L, 1, CONN_MT);
+    if (!c) {
+        int t = lua_type(L, 1);
+        if (t == LUA_TTABLE || t == LUA_TUSERDATA) lua_getfield(L, 1, "read");
+        else lua_pushnil(L);
+        if (lua_isnil(L, -1))
+            return luaL_argerror(L, 1, "reader expected (a conn or an object with read(max))");
+        lua_pop(L, 1);
+    }
+    bufr *b = lua_newuserdatauv(L, sizeof *b, 1);
+    memset(b, 0, sizeof *b);
+    b->size = (size_t)size;
+    b->max = max < size ? (size_t)size : (size_t)max;
+    b->c = c;
+    b->file = luaL_testudata(L, 1, LUA_FILEHANDLE) != NULL;
+    luaL_setmetatable(L, BUFIO_READER_MT);
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, -2, 1);                 /* anchor the source */
+    return 1;
+}
+
+/* core.bufio_init(sentinels, methods): bufio.lua hands over its sentinels
+ * ({too_long =, no_progress =}) and the reader methods written in Lua. */
+static int bufio_init(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checktype(L, 2, LUA_TTABLE);
+    lua_pushvalue(L, 1);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &SENTINELS_KEY);
+    luaL_getmetatable(L, BUFIO_READER_MT);
+    lua_getfield(L, -1, "__index");
+    lua_pushnil(L);
+    while (lua_next(L, 2)) {
+        lua_pushvalue(L, -2);
+        lua_insert(L, -2);                       /* key, key, value */
+        lua_rawset(L, -4);
+    }
+    lua_pop(L, 2);                               /* pop __index, metatable */
+    return 0;
+}
+
+static const luaL_Reg bufr_methods[] = {
+    {"_fill", bufr_fill},
+    {"_read_full_at", bufr_read_full_at},
+    {"_source", bufr_source},
+    {"_token", bufr_token},
+    {"buffered", bufr_buffered},
+    {"discard", bufr_discard},
+    {"peek", bufr_peek},
+    {"read", bufr_read},
+    {"read_full", bufr_read_full},
+    {"read_line", bufr_read_line},
+    {"read_until", bufr_read_until},
+    {"size", bufr_size},
+    {NULL, NULL}
+};
+
+static const luaL_Reg bufr_meta[] = {
+    {"__gc", bufr_gc},
+    {"__tostring", bufr_tostring},
+    {NULL, NULL}
+};
+
+static const luaL_Reg bufio_funcs[] = {
+    {"bufio_init", bufio_init},
+    {"bufio_reader", bufr_new},
+    {NULL, NULL}
+};
+
+/* bufio_open: register the reader's metatable and add the bufio and
+ * net.io functions to the core table on top of the stack. */
+int bufio_open(lua_State *L) {
+    luaL_newmetatable(L, BUFIO_READER_MT);
+    lua_pushvalue(L, -1);
+    luaL_setfuncs(L, bufr_meta, 1);              /* each with the metatable as upvalue */
+    luaL_newlibtable(L, bufr_methods);
+    lua_pushvalue(L, -2);
+    luaL_setfuncs(L, bufr_methods, 1);
+    lua_setfield(L, -2, "__index");
+    lua_pop(L, 1);
+    luaL_setfuncs(L, bufio_funcs, 0);
+    return iocopy_open(L);
 }
