@@ -35,6 +35,16 @@ M.dialer, M.listen_config = stream.dialer, stream.listen_config
 M.file_conn, M.file_listener = stream.file_conn, stream.file_listener
 M.listeners_from_env = stream.listeners_from_env
 
+-- DNS lookups on the default resolver (net.dns loads on first use):
+-- net.lookup_host(name [, ctx]) is net.dns.default:lookup_host(name [, ctx]), ...
+for _, kind in ipairs{"host", "ip", "addr", "cname", "mx", "txt", "srv", "ns", "port"} do
+    local method = "lookup_" .. kind
+    M[method] = function(...)
+        local r = M.dns.default
+        return r[method](r, ...)
+    end
+end
+
 -- diagnostics
 M.debug = {stats = sched.stats, tasks = sched.tasks}
 

@@ -8,6 +8,7 @@ local sched = require "coronet.sched"
 
 local ip = core.ip
 local now = core.now
+local KIND = sched.KIND
 local M = {}
 
 ---------------------------------------------------------------------------
@@ -44,36 +45,16 @@ local NETWORKS = {tcp = "ip", tcp4 = "4", tcp6 = "6", unix = "unix",
                   udp = "ip", udp4 = "4", udp6 = "6", unixgram = "unix"}
 local PACKET = {udp = true, udp4 = true, udp6 = true, unixgram = true}
 
+-- A numeric port, or a service name ("http") looked up for network.
 local function parse_port(op, net, address, port)
     local n = port:match("^%d+$") and tonumber(port)
+    if not n and port:match("^[%a][%w%-_]*$") then
+        n = require("coronet.dns").Resolver.lookup_port(nil, net, port)
+    end
     if not n or n > 65535 then
         return nil, errors.address(op, net, address, "invalid port")
     end
     return n
-end
-
--- /etc/hosts, read once: name -> {addr, ...}. Names other than literals
--- and these resolve through net.dns once it exists (see docs/stream.md).
-local hosts
-local function hosts_lookup(name)
-    if not hosts then
-        hosts = {}
-        local f = io.open("/etc/hosts")
-        if f then
-            for line in f:lines() do
-                local fields = {}
-                for w in line:gsub("#.*", ""):gmatch("%S+") do fields[#fields + 1] = w end
-                local a = fields[1] and ip.parse(fields[1])
-                for i = 2, a and #fields or 0 do
-                    local key = fields[i]:lower()
-                    hosts[key] = hosts[key] or {}
-                    table.insert(hosts[key], a)
-                end
-            end
-            f:close()
-        end
-    end
-    return hosts[name:lower()]
 end
 
 local function family_ok(a, fam)
@@ -82,8 +63,29 @@ local function family_ok(a, fam)
     return a:is_v6() and not a:is_4in6()
 end
 
--- The candidate IPs for host on family fam ("ip", "4", "6"), in dial order.
-local function resolve(op, net, address, host, fam, passive)
+local LOOKUP_NET = {ip = "ip", ["4"] = "ip4", ["6"] = "ip6"}
+
+-- Look host up through resolver (a net.dns resolver, or any object with
+-- lookup_ip(network, host, ctx)); deadline (absolute, 0: none) and ctx
+-- bound the lookup. Returns {Addr, ...} or nil, the lookup's error.
+local function lookup(resolver, host, fam, deadline, ctx)
+    local r = resolver or require("coronet.dns").default
+    local network = LOOKUP_NET[fam]
+    if r._lookup_ip then return r:_lookup_ip(network, host, deadline, ctx) end
+    if deadline > 0 then
+        ctx = require("coronet.context").with_deadline(ctx or require("coronet.context").background(),
+                                                       deadline)
+    end
+    local list, err = r:lookup_ip(network, host, ctx)
+    if not list then return nil, err end
+    local out = {}
+    for i, a in ipairs(list) do out[i] = type(a) == "string" and ip.parse(a) or a end
+    return out
+end
+
+-- The candidate IPs for host on family fam ("ip", "4", "6"), in the
+-- resolver's order. Literals and "localhost" need no resolver.
+local function resolve(op, net, address, host, fam, passive, resolver, deadline, ctx)
     if host == "" then
         if passive then return {} end
         host = "localhost"
@@ -95,21 +97,19 @@ local function resolve(op, net, address, host, fam, passive)
     elseif host:lower() == "localhost" then
         cands = {ip.parse("::1"), ip.parse("127.0.0.1")}
     else
-        cands = hosts_lookup(host)
-        if not cands and M.resolver then
-            local err
-            cands, err = M.resolver(host, fam)
-            if not cands then return nil, err end
-        end
-        if not cands then
-            return nil, errors.new{op = op, net = net, addr = address, code = "nxdomain",
-                err = setmetatable({code = "nxdomain", msg = "lookup " .. host .. ": no such host",
-                                    timeout = false}, errors.Error)}
-        end
+        local err
+        cands, err = lookup(resolver, host, fam, deadline or 0, ctx)
+        if not cands then return nil, errors.new{op = op, net = net, err = err} end
     end
     local out = {}
     for _, c in ipairs(cands) do
         if family_ok(c, fam) then out[#out + 1] = c:is_4in6() and c:unmap() or c end
+    end
+    if passive then                  -- Go listens on a name's first IPv4 address
+        local v4 = {}
+        for _, c in ipairs(out) do if c:is_v4() then v4[#v4 + 1] = c end end
+        for _, c in ipairs(out) do if not c:is_v4() then v4[#v4 + 1] = c end end
+        out = v4
     end
     if #out == 0 then
         return nil, errors.address(op, net, address, "no suitable address found")
@@ -119,7 +119,7 @@ end
 
 -- Parse network and address for op; returns a table describing the
 -- target: {net, fam, ips = {...}, port} or {net, path}.
-local function target(op, network, address, passive)
+local function target(op, network, address, passive, resolver, deadline, ctx)
     local fam = NETWORKS[network]
     if not fam then return nil, errors.unknown_network(op, network) end
     if type(address) ~= "string" then
@@ -134,16 +134,18 @@ local function target(op, network, address, passive)
     local p, err = parse_port(op, network, address, port)
     if not p then return nil, err end
     local ips
-    ips, err = resolve(op, network, address, host, fam, passive)
+    ips, err = resolve(op, network, address, host, fam, passive, resolver, deadline, ctx)
     if not ips then return nil, err end
     return {net = network, fam = fam, ips = ips, port = p, host = host}
 end
 
 local function famof(a) return a:is_v4() and "4" or "6" end
 
---- _target(op, network, address, passive) -> {net, fam, ips, port, host}
--- | {net, path} | nil, err: network and address parsed and resolved, for
--- coronet.packet. `passive` (listening) keeps an empty host empty.
+--- _target(op, network, address, passive [, resolver, deadline, ctx]) ->
+-- {net, fam, ips, port, host} | {net, path} | nil, err: network and
+-- address parsed and resolved, for coronet.packet. `passive` (listening)
+-- keeps an empty host empty; names resolve through resolver (default:
+-- net.dns.default), bounded by deadline (absolute, 0: none) and ctx.
 M._target = target
 M._famof = famof
 
@@ -182,6 +184,25 @@ local function dial_deadline(d)
     return dl or 0
 end
 
+-- The dial option local_addr as bind arguments: (ip, port) for IP
+-- networks, (path) for unix; nil, err when it is malformed.
+local function local_bind_args(tg, la)
+    if not tg.ips then return type(la) == "string" and la or la.name end
+    if type(la) == "string" then
+        local host, port = ip.split_host_port(la)
+        if not host then return nil, errors.address("dial", tg.net, la, port) end
+        local p = port:match("^%d+$") and tonumber(port)
+        local a = host == "" and ip.parse(tg.ips[1]:is_v4() and "0.0.0.0" or "::") or ip.parse(host)
+        if not a or not p or p > 65535 then
+            return nil, errors.address("dial", tg.net, la, a and "invalid port" or "bad local address")
+        end
+        return a, p
+    end
+    local a = type(la.ip) == "string" and ip.parse(la.ip) or la.ip
+    if not a then return nil, errors.address("dial", tg.net, tostring(la), "bad local address") end
+    return a, la.port or 0
+end
+
 -- One connection attempt to ip/port (or a unix path); closes on failure.
 local function dial_one(d, tg, a, deadline, ctx)
     local c, err = core.conn_socket(tg.net, a and famof(a) or "unix")
@@ -193,19 +214,17 @@ local function dial_one(d, tg, a, deadline, ctx)
         if ok == nil and err ~= nil then c:close() return nil, err end
     end
     if d.local_addr then
-        local la = d.local_addr
-        if type(la) == "string" then
-            local host, port = ip.split_host_port(la)
-            la = {ip = host and ip.parse(host), port = tonumber(port) or 0, name = la}
-        end
-        if a then ok, err = c:_bind(la.ip, la.port or 0) else ok, err = c:_bind(la.name) end
+        local la, port = local_bind_args(tg, d.local_addr)
+        if la == nil then c:close() return nil, port end
+        if a then ok, err = c:_bind(la, port) else ok, err = c:_bind(la) end
         if not ok then c:close() return nil, err end
     end
     if a then ok, err = c:_connect(deadline, a, tg.port, ctx) else ok, err = c:_connect(deadline, tg.path, ctx) end
     if not ok then c:close() return nil, err end
     if a then
-        local ka = d.keepalive or 15
-        if ka > 0 then c:set_keepalive_period(ka) elseif ka < 0 then c:set_keepalive(false) end
+        local ka = d.keepalive
+        if not ka or ka == 0 then ka = 15 end        -- Go: zero means the default
+        if ka > 0 then c:set_keepalive_period(ka) else c:set_keepalive(false) end
     end
     return c
 end
@@ -219,26 +238,128 @@ local function ctx_fail(op, net, address, ctx)
     return nil, errors.new{op = op, net = net, addr = address, err = ctx:err()}
 end
 
+-- Go's partialDeadline: with n addresses left to try in turn, each gets
+-- an equal share of the time remaining (at least 2 s when there is that
+-- much), so one unresponsive address can't use up the whole dial.
+local function partial_deadline(deadline, n)
+    if deadline <= 0 or n <= 1 then return deadline end
+    local t = now()
+    local left = deadline - t
+    local share = left / n
+    if share < 2 then share = left < 2 and left or 2 end
+    return t + share
+end
+
+-- Try the addresses one after another (fallback_delay < 0, or a single
+-- address); the first error is returned.
+local function dial_serial(d, tg, ips, deadline, ctx)
+    local first
+    for i, a in ipairs(ips) do
+        local c, e = dial_one(d, tg, a, partial_deadline(deadline, #ips - i + 1), ctx)
+        if c then return c end
+        first = first or e
+        if e.code == "canceled" or (e.code == "timeout" and deadline > 0 and now() >= deadline) then
+            break
+        end
+    end
+    return nil, first
+end
+
+-- RFC 8305's order: alternate families, starting with the first address's.
+local function interleave(ips)
+    local fam1 = famof(ips[1])
+    local a, b, out = {}, {}, {}
+    for _, x in ipairs(ips) do
+        if famof(x) == fam1 then a[#a + 1] = x else b[#b + 1] = x end
+    end
+    for i = 1, math.max(#a, #b) do
+        out[#out + 1] = a[i]
+        out[#out + 1] = b[i]
+    end
+    return out
+end
+
+-- Happy Eyeballs (RFC 8305): start an attempt, then the next one when it
+-- fails or `delay` passes without a winner, and so on, each in its own
+-- task; the first conn wins, the others are cancelled and closed.
+local function dial_race(d, tg, ips, deadline, ctx)
+    local context = require "coronet.context"
+    local order = interleave(ips)
+    local delay = (d.fallback_delay or 0) > 0 and d.fallback_delay or 0.3
+    local me = sched.current()
+    local rctx, cancel = context.with_cancel(ctx or context.background())
+    local st = {inflight = 0, errs = {}}
+    local function attempt(i)
+        local c, e = dial_one(d, tg, order[i], deadline, rctx)
+        st.inflight = st.inflight - 1
+        if c and (st.winner or st.finished) then c:close()   -- lost, or nobody waits
+        elseif c then st.winner = c
+        else st.errs[i] = e end
+        if not st.finished then sched.wake(me) end
+    end
+    local started, last = 0, 0
+    while not st.winner do
+        local t = now()
+        local expired = deadline > 0 and t >= deadline
+        if started < #order and not expired and (st.inflight == 0 or t >= last + delay) then
+            started, last = started + 1, t
+            st.inflight = st.inflight + 1
+            sched.go(attempt, started)
+        elseif st.inflight == 0 then
+            break
+        elseif sched.park_ctx(started < #order and last + delay or nil, KIND.connect, ctx)
+               == sched.WAKE.canceled then
+            break
+        end
+    end
+    st.finished = true
+    cancel()
+    if st.winner then return st.winner end
+    if ctx and ctx:err() then return ctx_fail("dial", tg.net, tg.address, ctx) end
+    for i = 1, started do
+        if st.errs[i] then return nil, st.errs[i] end
+    end
+    return nil, errors.new{op = "dial", net = tg.net, addr = tg.address, err = errors.ErrDeadlineExceeded}
+end
+
+-- With local_addr set, only addresses of its family can be dialed (Go).
+local function local_family(d, ips)
+    local la = d.local_addr
+    local a = type(la) == "table" and la.ip or nil
+    if type(la) == "string" then
+        local host = ip.split_host_port(la)
+        a = host and ip.parse(host)
+    end
+    if type(a) == "string" then a = ip.parse(a) end
+    if not a then return ips end
+    local out = {}
+    for _, x in ipairs(ips) do
+        if famof(x) == famof(a:is_4in6() and a:unmap() or a) then out[#out + 1] = x end
+    end
+    return #out > 0 and out or ips
+end
+
 --- dialer:dial(network, address [, ctx]) -> conn | nil, err: connect to
--- address ("host:port", "[v6]:port", a unix path or "@abstract"). The
--- candidate addresses are tried in order until one connects (the first
--- error is returned); timeout, deadline and ctx bound the whole dial.
+-- address ("host:port", "[v6]:port", a unix path or "@abstract"). A host
+-- name resolves through the dialer's resolver (default net.dns.default);
+-- with addresses of both families the attempts race (Happy Eyeballs, RFC
+-- 8305): families interleaved, the next attempt started when one fails or
+-- fallback_delay (default 0.3 s; negative: one after another) passes, the
+-- first conn wins and the others are closed. timeout, deadline and ctx
+-- bound the whole dial, lookup included; when every attempt fails, the
+-- first attempt's error is returned.
 function Dialer:dial(network, address, ctx)
     if not sched.current() then return sched.block(Dialer.dial, self, network, address, ctx) end
     if ctx and ctx:err() then return ctx_fail("dial", network, address, ctx) end
     if PACKET[network] then return require("coronet.packet").dial(self, network, address, ctx) end
-    local tg, err = target("dial", network, address, false)
-    if not tg then return nil, err end
     local deadline = dial_deadline(self)
+    local tg, err = target("dial", network, address, false, self.resolver, deadline, ctx)
+    if not tg then return nil, err end
     if tg.path then return dial_one(self, tg, nil, deadline, ctx) end
-    local first
-    for _, a in ipairs(tg.ips) do
-        local c, e = dial_one(self, tg, a, deadline, ctx)
-        if c then return c end
-        first = first or e
-        if e.code == "timeout" or e.code == "canceled" then break end
-    end
-    return nil, first
+    tg.address = address
+    local ips = local_family(self, tg.ips)
+    if #ips == 1 or (self.fallback_delay or 0) < 0 then return dial_serial(self, tg, ips, deadline, ctx) end
+    return dial_race(self, tg, ips, deadline, ctx)
 end
 
 --- dial(network, address [, opts] [, ctx]) -> conn | nil, err:
