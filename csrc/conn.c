@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include "lauxlib.h"
 #include "addr.h"
+#include "class.h"
 #include "conn.h"
 #include "errors.h"
 #include "sock.h"
@@ -607,11 +608,7 @@ static const luaL_Reg conn_funcs[] = {
 /* conn_open: register CONN_MT and add the conn constructors to the table
  * on top of the stack. */
 int conn_open(lua_State *L) {
-    luaL_newmetatable(L, CONN_MT);
-    luaL_setfuncs(L, conn_meta, 0);
-    luaL_newlib(L, conn_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    class_register(L, CONN_MT, conn_meta, conn_methods);
     luaL_setfuncs(L, conn_funcs, 0);
     return 0;
 }

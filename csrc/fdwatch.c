@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "lauxlib.h"
+#include "class.h"
 #include "errors.h"
 #include "loop.h"
 
@@ -119,11 +120,7 @@ static const luaL_Reg fdwatch_meta[] = {
 /* fdwatch_open: register FDWATCH_MT and add core.watch_fd to the table on
  * top of the stack. */
 int fdwatch_open(lua_State *L) {
-    luaL_newmetatable(L, FDWATCH_MT);
-    luaL_setfuncs(L, fdwatch_meta, 0);
-    luaL_newlib(L, fdwatch_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    class_register(L, FDWATCH_MT, fdwatch_meta, fdwatch_methods);
     lua_pushcfunction(L, fdwatch_new);
     lua_setfield(L, -2, "watch_fd");
     return 0;

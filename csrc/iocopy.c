@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include "lauxlib.h"
 #include "bufio.h"
+#include "class.h"
 #include "errors.h"
 
 #define IOCOPY_MT "coronet.iocopy"
@@ -229,6 +230,11 @@ static int iocopy_copy(lua_State *L) {
     return iocopy_run(L, LUA_OK, 0);
 }
 
+static const luaL_Reg iocopy_meta[] = {
+    {"__gc", iocopy_gc},
+    {NULL, NULL}
+};
+
 static const luaL_Reg iocopy_funcs[] = {
     {"io_copy_fd", iocopy_copy},
     {NULL, NULL}
@@ -237,10 +243,7 @@ static const luaL_Reg iocopy_funcs[] = {
 /* iocopy_open: register the copy state's metatable and add io_copy_fd
  * to the core table on top of the stack. */
 int iocopy_open(lua_State *L) {
-    luaL_newmetatable(L, IOCOPY_MT);
-    lua_pushcfunction(L, iocopy_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
+    class_register(L, IOCOPY_MT, iocopy_meta, NULL);
     luaL_setfuncs(L, iocopy_funcs, 0);
     return 0;
 }

@@ -7,6 +7,7 @@
 
 #include "lauxlib.h"
 #include "addr_int.h"
+#include "class.h"
 
 #define IPADDRPORT_MT "coronet.ip.addrport"
 #define ADDR_NPOS ((size_t)-1)
@@ -531,23 +532,12 @@ static const luaL_Reg addr_funcs[] = {
     {NULL, NULL}
 };
 
-static void addr_newmeta(lua_State *L, const char *name, const luaL_Reg *meta,
-                         const luaL_Reg *methods)
-{
-    luaL_newmetatable(L, name);
-    luaL_setfuncs(L, meta, 0);
-    lua_newtable(L);
-    luaL_setfuncs(L, methods, 0);
-    lua_setfield(L, -2, "__index");        /* metatable.__index = methods */
-    lua_pop(L, 1);                         /* pop metatable */
-}
-
 /* addr_open: see addr.h. */
 int addr_open(lua_State *L)
 {
-    addr_newmeta(L, IPADDR_MT, ipaddr_meta, ipaddr_methods);
-    addr_newmeta(L, IPPREFIX_MT, ipprefix_meta, ipprefix_methods);
-    addr_newmeta(L, IPADDRPORT_MT, ipaddrport_meta, ipaddrport_methods);
+    class_register(L, IPADDR_MT, ipaddr_meta, ipaddr_methods);
+    class_register(L, IPPREFIX_MT, ipprefix_meta, ipprefix_methods);
+    class_register(L, IPADDRPORT_MT, ipaddrport_meta, ipaddrport_methods);
     luaL_newlib(L, addr_funcs);
     return 1;
 }

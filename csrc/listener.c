@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include "lauxlib.h"
+#include "class.h"
 #include "conn.h"
 #include "errors.h"
 #include "sock.h"
@@ -260,11 +261,7 @@ static const luaL_Reg listener_funcs[] = {
 /* listener_open: register LISTENER_MT and add the listener constructors
  * to the table on top of the stack. */
 int listener_open(lua_State *L) {
-    luaL_newmetatable(L, LISTENER_MT);
-    luaL_setfuncs(L, listener_meta, 0);
-    luaL_newlib(L, listener_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    class_register(L, LISTENER_MT, listener_meta, listener_methods);
     luaL_setfuncs(L, listener_funcs, 0);
     return 0;
 }

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "lauxlib.h"
+#include "class.h"
 #include "loop.h"
 #include "timer.h"
 #include "errors.h"
@@ -175,6 +176,9 @@ void task_set_deadline(task *t, double deadline) {
 
 int task_park(lua_State *L, task *t, task **slot, double deadline, int kind,
               lua_KContext kctx, lua_KFunction k) {
+    if (!lua_isyieldable(L))             /* before touching any state */
+        return luaL_error(L, "coronet: attempt to block where the task cannot yield "
+                             "(inside a C call such as string.gsub or a metamethod)");
     loop *lp = t->lp;
     t->parked = 1;
     t->kind = (uint8_t)kind;
@@ -234,6 +238,7 @@ void ctx_push_err(lua_State *L, int idx) {
 
 int task_park_ctx(lua_State *L, task *t, task **slot, double deadline, int kind,
                   int ctxidx, lua_KContext kctx, lua_KFunction k) {
+    if (!lua_isyieldable(L)) return task_park(L, t, slot, deadline, kind, kctx, k); /* raises */
     t->ctxdl = 0;
     if (ctxidx) {
         ctx_call(L, CTX_ENTER, ctxidx);          /* registers t; its deadline or 0 */
@@ -339,6 +344,7 @@ static int loop_park(lua_State *L) {
     task *t = task_current(L);
     double deadline = luaL_optnumber(L, 1, 0);
     int kind = (int)luaL_optinteger(L, 2, PARK_OTHER);
+    luaL_argcheck(L, deadline == deadline, 1, "deadline is NaN");
     luaL_argcheck(L, kind > 0 && kind < PARK_NKINDS, 2, "bad park kind");
     if (!t) return luaL_error(L, "coronet: park outside a task");
     if (deadline > 0 && deadline <= loop_now()) {
@@ -403,6 +409,7 @@ static int loop_timeout_ms(loop *lp, int block) {
     double next = loop_next_deadline(lp);
     if (next <= 0) return -1;
     double ms = ceil((next - loop_now()) * 1000.0);
+    if (!(ms >= 0)) return 0;            /* also NaN: never an undefined cast */
     if (ms < 0) return 0;
     return ms > 86400000 ? 86400000 : (int)ms;
 }
@@ -600,6 +607,16 @@ static int loop_gc(lua_State *L) {
     return 0;
 }
 
+static const luaL_Reg task_meta[] = {
+    {"__gc", task_gc},
+    {NULL, NULL}
+};
+
+static const luaL_Reg loop_meta[] = {
+    {"__gc", loop_gc},
+    {NULL, NULL}
+};
+
 static const luaL_Reg loop_funcs[] = {
     {"ctx_init", loop_ctx_init},
     {"now", loop_now_l},
@@ -619,10 +636,7 @@ static const luaL_Reg loop_funcs[] = {
 /* loop_open: create this Lua state's loop and add the loop functions to
  * the table on top of the stack. */
 int loop_open(lua_State *L) {
-    luaL_newmetatable(L, TASK_MT);
-    lua_pushcfunction(L, task_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
+    class_register(L, TASK_MT, task_meta, NULL);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &LOOP_KEY);
     int have = !lua_isnil(L, -1);
     lua_pop(L, 1);
@@ -630,10 +644,8 @@ int loop_open(lua_State *L) {
         loop *lp = lua_newuserdatauv(L, sizeof *lp, 0);
         memset(lp, 0, sizeof *lp);
         lp->pl.fd = -1;
-        luaL_newmetatable(L, LOOP_MT);
-        lua_pushcfunction(L, loop_gc);
-        lua_setfield(L, -2, "__gc");
-        lua_setmetatable(L, -2);
+        class_register(L, LOOP_MT, loop_meta, NULL);
+        luaL_setmetatable(L, LOOP_MT);
         int e = poller_init(&lp->pl);
         lp->rbuf = malloc(LOOP_RBUFSZ);
         lp->rbufsz = LOOP_RBUFSZ;

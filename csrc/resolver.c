@@ -27,6 +27,7 @@
 #include <ares.h>
 #include "lauxlib.h"
 #include "addr.h"
+#include "class.h"
 #include "errors.h"
 #include "loop.h"
 #include "resolver.h"
@@ -708,11 +709,7 @@ static const luaL_Reg resolver_funcs[] = {
 int resolver_open(lua_State *L) {
     static int ares_ready;
     if (!ares_ready) ares_ready = ares_library_init(ARES_LIB_INIT_ALL) == ARES_SUCCESS;
-    luaL_newmetatable(L, DNSCHAN_MT);
-    luaL_setfuncs(L, dnschan_meta, 0);
-    luaL_newlib(L, dnschan_methods);
-    lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
+    class_register(L, DNSCHAN_MT, dnschan_meta, dnschan_methods);
     luaL_setfuncs(L, resolver_funcs, 0);
     return sysresolve_open(L);
 }

@@ -19,6 +19,7 @@
 #include <sys/eventfd.h>
 #include "lauxlib.h"
 #include "addr.h"
+#include "class.h"
 #include "errors.h"
 #include "loop.h"
 #include "resolver.h"
@@ -493,6 +494,11 @@ static int sys_test_delay(lua_State *L) {
     return 0;
 }
 
+static const luaL_Reg syspool_meta[] = {
+    {"__gc", syspool_gc},
+    {NULL, NULL}
+};
+
 static const luaL_Reg sys_funcs[] = {
     {"dns_sys", sys_lookup},
     {"dns_sys_stats", sys_stats},
@@ -501,10 +507,7 @@ static const luaL_Reg sys_funcs[] = {
 };
 
 int sysresolve_open(lua_State *L) {
-    luaL_newmetatable(L, SYSPOOL_MT);
-    lua_pushcfunction(L, syspool_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_pop(L, 1);
+    class_register(L, SYSPOOL_MT, syspool_meta, NULL);
     luaL_setfuncs(L, sys_funcs, 0);
     return 0;
 }

@@ -23,27 +23,7 @@ local rep, char = string.rep, string.char
 -- Helpers
 ---------------------------------------------------------------------------
 
--- T(fn): a test body run by H.run; fn(defer) registers conns (or
--- functions) to close at the end, even when an assertion fails.
-local function T(fn)
-    return function()
-        H.run(function()
-            local closers = {}
-            local ok, err = pcall(fn, function(x)
-                closers[#closers + 1] = x
-                return x
-            end)
-            for i = #closers, 1, -1 do
-                local x = closers[i]
-                if type(x) == "function" then pcall(x) else pcall(x.close, x) end
-            end
-            if not ok then
-                H.settle()
-                error(err, 0)
-            end
-        end)
-    end
-end
+local T = H.test       -- T(fn): fn(defer) as a test body under H.run
 
 -- src(chunks): a Lua source returning the chunks in turn, then nil, EOF.
 -- src.asked records each max it was called with.
@@ -69,17 +49,7 @@ local function chop(s, ...)
     return out
 end
 
--- pair(defer): two connected TCP conns on loopback.
-local function pair(defer)
-    local ln = assert(net.listen("tcp", "127.0.0.1:0"))
-    local t = net.go(function() return ln:accept() end)
-    local a = assert(net.dial("tcp", tostring(ln:addr())))
-    local b = assert(t:wait())
-    ln:close()
-    defer(a)
-    defer(b)
-    return a, b
-end
+local pair = H.pair    -- pair(defer): two connected TCP conns on loopback
 
 -- allocated(rd): the reader's buffer capacity (from its __tostring).
 local function allocated(rd)

@@ -6,11 +6,7 @@ local H = dofile("spec/helpers.lua")
 
 -- A connected pair with a small send buffer, so big writes park.
 local function pair()
-    local ln = assert(net.listen("tcp", "127.0.0.1:0"))
-    local acc = net.go(function() return ln:accept() end)
-    local c = assert(net.dial("tcp", tostring(ln:addr())))
-    local s = assert(acc:wait())
-    ln:close()
+    local c, s = H.pair()
     assert(c:set_write_buffer(4096))
     return c, s
 end

@@ -48,12 +48,7 @@ local function sorted(t)
     return c
 end
 
--- timed(fn, ...) -> elapsed, fn's results.
-local function timed(fn, ...)
-    local t0 = net.now()
-    local r = table.pack(fn(...))
-    return net.now() - t0, table.unpack(r, 1, r.n)
-end
+local timed = H.timed      -- timed(fn, ...) -> elapsed, fn's results
 
 -- wait_blocked(n): yield until n tasks are parked in a lookup.
 local function wait_blocked(n)
@@ -159,13 +154,7 @@ local function silent()
     return {addr = tostring(pc:local_addr()), stop = function() open_pcs[pc] = nil; pc:close() end}
 end
 
-local function tmpfile(content)
-    local path = os.tmpname()
-    local f = assert(io.open(path, "w"))
-    f:write(content)
-    f:close()
-    return path
-end
+local tmpfile = H.tmpfile
 
 ---------------------------------------------------------------------------
 -- Every lookup kind against dnsmasq

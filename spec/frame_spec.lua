@@ -18,36 +18,8 @@ local rep, spack = string.rep, string.pack
 ---------------------------------------------------------------------------
 -- Helpers
 ---------------------------------------------------------------------------
-local function T(fn)
-    return function()
-        H.run(function()
-            local closers = {}
-            local ok, err = pcall(fn, function(x)
-                closers[#closers + 1] = x
-                return x
-            end)
-            for i = #closers, 1, -1 do
-                local x = closers[i]
-                if type(x) == "function" then pcall(x) else pcall(x.close, x) end
-            end
-            if not ok then
-                H.settle()
-                error(err, 0)
-            end
-        end)
-    end
-end
-
-local function pair(defer)
-    local ln = assert(net.listen("tcp", "127.0.0.1:0"))
-    local t = net.go(function() return ln:accept() end)
-    local a = assert(net.dial("tcp", tostring(ln:addr())))
-    local b = assert(t:wait())
-    ln:close()
-    defer(a)
-    defer(b)
-    return a, b
-end
+local T = H.test       -- T(fn): fn(defer) as a test body under H.run
+local pair = H.pair    -- pair(defer): two connected TCP conns on loopback
 
 -- src(chunks): a reader returning the chunks in turn, then EOF.
 local function src(chunks)
@@ -59,15 +31,7 @@ local function src(chunks)
     end}
 end
 
-local function sink()
-    local s = {parts = {}}
-    function s:write(d)
-        self.parts[#self.parts + 1] = d
-        return #d
-    end
-    function s:data() return table.concat(self.parts) end
-    return s
-end
+local sink = H.sink
 
 ---------------------------------------------------------------------------
 -- Round trips and the wire format

@@ -1,6 +1,9 @@
 --- spec/helpers.lua: shared test helpers. `H.run(fn)` runs a test body as
 -- a task and then asserts that it leaked no task and no fd: every task it
 -- started has ended and the process holds the fds it held before.
+-- `H.test(fn)` wraps a body taking `defer` for luaunit; the rest (pair,
+-- spawn/join, timed, exists, tmpfile, sink) are fixtures specs share. Each
+-- spec loads its own copy with dofile, so it may override a field.
 local lu = require "luaunit"
 local net = require "coronet"
 
@@ -35,22 +38,33 @@ function H.drain()
     end)
 end
 
---- run: run fn as a task; then assert nothing leaked (tasks, loop fds, fds).
-function H.run(fn)
+-- fd_baseline() -> process fds, loop fds: the counts, after a collection,
+-- that assert_no_leaks compares against.
+local function fd_baseline()
     collectgarbage()
-    local fds0 = H.open_fds()
-    local loopfds0 = net.debug.stats().fds
-    local r = table.pack(net.run(function()
-        local res = table.pack(fn())
-        H.settle()
-        return table.unpack(res, 1, res.n)
-    end))
+    return H.open_fds(), net.debug.stats().fds
+end
+
+-- assert_no_leaks(fds0, loopfds0): after two collections, no task is left
+-- and the process and loop fd counts are back at fd_baseline()'s.
+local function assert_no_leaks(fds0, loopfds0)
     collectgarbage()
     collectgarbage()
     local s = net.debug.stats()
     lu.assertEquals(s.tasks, 0, "leaked tasks:\n" .. H.dump_tasks())
     lu.assertEquals(s.fds, loopfds0, "leaked loop fds")
     lu.assertEquals(H.open_fds(), fds0, "leaked process fds")
+end
+
+--- run: run fn as a task; then assert nothing leaked (tasks, loop fds, fds).
+function H.run(fn)
+    local fds0, loopfds0 = fd_baseline()
+    local r = table.pack(net.run(function()
+        local res = table.pack(fn())
+        H.settle()
+        return table.unpack(res, 1, res.n)
+    end))
+    assert_no_leaks(fds0, loopfds0)
     return table.unpack(r, 1, r.n)
 end
 
@@ -106,21 +120,146 @@ end
 -- level or in the REPL), so each blocking call in it drives the loop
 -- itself; then the same leak checks.
 function H.run_top(fn)
-    collectgarbage()
-    local fds0 = H.open_fds()
-    local loopfds0 = net.debug.stats().fds
+    local fds0, loopfds0 = fd_baseline()
     local r = table.pack(fn())
     for _ = 1, 200 do
         if net.debug.stats().tasks == 0 then break end
         net.yield()
     end
-    collectgarbage()
-    collectgarbage()
-    local s = net.debug.stats()
-    lu.assertEquals(s.tasks, 0, "leaked tasks:\n" .. H.dump_tasks())
-    lu.assertEquals(s.fds, loopfds0, "leaked loop fds")
-    lu.assertEquals(H.open_fds(), fds0, "leaked process fds")
+    assert_no_leaks(fds0, loopfds0)
     return table.unpack(r, 1, r.n)
+end
+
+-- close_all(closers): close (or call) each entry, last first, removing it
+-- so that a second pass does nothing; errors are ignored.
+local function close_all(closers)
+    for i = #closers, 1, -1 do
+        local x = closers[i]
+        closers[i] = nil
+        if type(x) == "function" then pcall(x) else pcall(x.close, x) end
+    end
+end
+
+-- watch(wd, closers) -> stop: a task that, unless stop() comes first
+-- within wd.seconds, closes closers, yields once and calls wd.unstick().
+-- stop() ends the task and tells whether it fired.
+local function watch(wd, closers)
+    local ctx, cancel = net.context.with_cancel(net.context.background())
+    local fired = false
+    local dog = net.go(function()
+        if net.sleep(wd.seconds, ctx) then
+            fired = true
+            close_all(closers)
+            net.yield()
+            wd.unstick()
+        end
+    end)
+    return function()
+        cancel()
+        dog:wait()
+        return fired
+    end
+end
+
+--- test(fn [, watchdog]) -> a luaunit test function running fn(defer)
+-- under H.run. defer(x) -> x registers x (anything with :close(), or a
+-- function) to close or call at the end, last first, even when fn fails,
+-- so a failed test wakes its parked tasks instead of leaking them. With
+-- watchdog = {seconds = s, unstick = f}, a body still running after s
+-- seconds has its deferred things closed and f called, and its test fails;
+-- f() is also called after any failure (to wake tasks the spec tracks).
+function H.test(fn, watchdog)
+    return function()
+        H.run(function()
+            local closers = {}
+            local function defer(x)
+                closers[#closers + 1] = x
+                return x
+            end
+            local stop = watchdog and watch(watchdog, closers)
+            local ok, err = pcall(fn, defer)
+            local fired = stop and stop()
+            close_all(closers)
+            if not ok or fired then
+                H.settle()
+                if watchdog then
+                    watchdog.unstick()
+                    H.settle()
+                end
+            end
+            if fired then
+                error(string.format("watchdog: the test hung for %d s (%s)", watchdog.seconds, tostring(err)), 0)
+            end
+            if not ok then error(err, 0) end
+        end)
+    end
+end
+
+--- pair(defer [, network [, address]]) -> a (dialed), b (accepted): two
+-- connected stream conns (network "tcp" on 127.0.0.1:0 by default, "unix"
+-- on a fresh abstract name); the listener is closed, and a and b are
+-- handed to defer when it is given.
+function H.pair(defer, network, address)
+    network = network or "tcp"
+    address = address or (network == "unix" and ("@coronet-spec-pair-" .. math.random(1 << 30)))
+        or "127.0.0.1:0"
+    local ln = assert(net.listen(network, address))
+    local t = net.go(function() return ln:accept() end)
+    local a = assert(net.dial(network, tostring(ln:addr())))
+    local b = assert(t:wait())
+    ln:close()
+    if defer then
+        defer(a)
+        defer(b)
+    end
+    return a, b
+end
+
+--- spawn(fn, ...) -> task: a task running fn(...) whose results H.join
+-- returns.
+function H.spawn(fn, ...)
+    return net.go(function(...) return table.pack(fn(...)) end, ...)
+end
+
+--- join(t) -> the results of a task from H.spawn; an error raised in it (a
+-- failed assertion) is raised again here.
+function H.join(t)
+    local r, err = t:wait()
+    if r == nil then error(err, 0) end
+    return table.unpack(r, 1, r.n)
+end
+
+--- timed(fn, ...) -> seconds elapsed, then fn(...)'s results.
+function H.timed(fn, ...)
+    local t0 = net.now()
+    local r = table.pack(fn(...))
+    return net.now() - t0, table.unpack(r, 1, r.n)
+end
+
+--- exists(path) -> whether path exists (`test -e`).
+function H.exists(path)
+    return os.execute("test -e '" .. path .. "'") == true
+end
+
+--- tmpfile([content]) -> the path of a new temporary file holding content
+-- (default ""); the caller removes it.
+function H.tmpfile(content)
+    local path = os.tmpname()
+    local f = assert(io.open(path, "wb"))
+    f:write(content or "")
+    f:close()
+    return path
+end
+
+--- sink() -> a writer that keeps what it is given; :data() joins it.
+function H.sink()
+    local s = {parts = {}}
+    function s:write(d)
+        self.parts[#self.parts + 1] = d
+        return #d
+    end
+    function s:data() return table.concat(self.parts) end
+    return s
 end
 
 return H

@@ -19,37 +19,8 @@ local rep = string.rep
 ---------------------------------------------------------------------------
 -- Helpers
 ---------------------------------------------------------------------------
-local function T(fn)
-    return function()
-        H.run(function()
-            local closers = {}
-            local ok, err = pcall(fn, function(x)
-                closers[#closers + 1] = x
-                return x
-            end)
-            for i = #closers, 1, -1 do
-                local x = closers[i]
-                if type(x) == "function" then pcall(x) else pcall(x.close, x) end
-            end
-            if not ok then
-                H.settle()
-                error(err, 0)
-            end
-        end)
-    end
-end
-
-local function pair(defer, network)
-    local ln = assert(net.listen(network or "tcp", network == "unix"
-        and ("@coronet-io-spec-" .. math.random(1 << 30)) or "127.0.0.1:0"))
-    local t = net.go(function() return ln:accept() end)
-    local a = assert(net.dial(network or "tcp", tostring(ln:addr())))
-    local b = assert(t:wait())
-    ln:close()
-    defer(a)
-    defer(b)
-    return a, b
-end
+local T = H.test       -- T(fn): fn(defer) as a test body under H.run
+local pair = H.pair    -- pair(defer [, "unix"]): two connected conns
 
 -- pattern(n): n bytes that are not all alike.
 local function pattern(n)
@@ -87,23 +58,7 @@ local function src(chunks)
     end}
 end
 
-local function sink()
-    local s = {parts = {}}
-    function s:write(d)
-        self.parts[#self.parts + 1] = d
-        return #d
-    end
-    function s:data() return table.concat(self.parts) end
-    return s
-end
-
-local function tmpfile(content)
-    local path = os.tmpname()
-    local f = assert(io.open(path, "wb"))
-    f:write(content or "")
-    f:close()
-    return path
-end
+local sink, tmpfile = H.sink, H.tmpfile
 
 local function slurp(path)
     local f = assert(io.open(path, "rb"))

@@ -25,44 +25,19 @@ end
 
 -- ===== helpers =====
 
--- T(fn): a test body run by H.run. fn(defer) registers objects to close
--- (or functions to call) at the end, even when an assertion fails, so a
--- failed test wakes its parked tasks instead of leaking them.
+-- T(fn): fn(defer) as a test body under H.test, after two collections:
+-- garbage from earlier specs may hold an fd that only a second cycle
+-- closes (kept alive one cycle by a finalizable task).
 local function T(fn)
+    local test = H.test(fn)
     return function()
-        -- garbage from earlier specs may hold an fd that only a second
-        -- cycle closes (kept alive one cycle by a finalizable task)
         collectgarbage()
         collectgarbage()
-        H.run(function()
-            local closers = {}
-            local function defer(x)
-                closers[#closers + 1] = x
-                return x
-            end
-            local ok, err = pcall(fn, defer)
-            for i = #closers, 1, -1 do
-                local x = closers[i]
-                if type(x) == "function" then pcall(x) else pcall(x.close, x) end
-            end
-            if not ok then
-                H.settle()
-                error(err, 0)
-            end
-        end)
+        test()
     end
 end
 
--- spawn/join: a task whose results join() returns (re-raising its error).
-local function spawn(fn, ...)
-    return net.go(function(...) return table.pack(fn(...)) end, ...)
-end
-
-local function join(t)
-    local r, err = t:wait()
-    if r == nil then error(err, 0) end
-    return table.unpack(r, 1, r.n)
-end
+local spawn, join, exists = H.spawn, H.join, H.exists
 
 local function listen(defer, network, address, opts)
     return defer(assert(net.listen_packet(network or "udp4", address or "127.0.0.1:0", opts)))
@@ -83,10 +58,6 @@ local function tmpdir(defer)
     local d = H.tmpdir()
     defer(function() H.rm(d) end)
     return d
-end
-
-local function exists(path)
-    return os.execute("test -e '" .. path .. "'") == true
 end
 
 local function has_ipv6()

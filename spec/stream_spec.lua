@@ -23,24 +23,14 @@ local fmt = string.format
 
 -- ===== helpers =====
 
--- T(fn): a test body run by H.run (which checks for leaked tasks and fds
--- afterwards). fn(defer) registers objects to close (or functions to call)
--- at the end, in reverse order, even when an assertion fails: a failed
--- test then wakes its parked tasks instead of leaking them into the next.
--- A watchdog closes them early if the body hangs, and wakes (as cancelled)
--- any task spawn() started that is still parked: a library bug must fail
--- its test, not stall the suite or leak parked tasks into later tests.
+-- T(fn): fn(defer) as a test body under H.test, with a watchdog: a body
+-- that hangs has its deferred objects closed and any task spawn() started
+-- that is still parked woken (as cancelled), so a library bug fails its
+-- test instead of stalling the suite or leaking parked tasks into later
+-- tests.
 local WATCHDOG = 5
 local sched = require "coronet.sched"
 local spawned = {}                 -- tasks spawn() started in the current test
-
-local function close_all(closers)
-    for i = #closers, 1, -1 do
-        local x = closers[i]
-        closers[i] = nil
-        if type(x) == "function" then pcall(x) else pcall(x.close, x) end
-    end
-end
 
 local function unstick_spawned()
     for t in pairs(spawned) do
@@ -49,54 +39,22 @@ local function unstick_spawned()
 end
 
 local function T(fn)
+    local test = H.test(fn, {seconds = WATCHDOG, unstick = unstick_spawned})
     return function()
         spawned = {}
-        H.run(function()
-            local closers = {}
-            local function defer(x)
-                closers[#closers + 1] = x
-                return x
-            end
-            local ctx, cancel = net.context.with_cancel(net.context.background())
-            local fired = false
-            local dog = net.go(function()
-                if net.sleep(WATCHDOG, ctx) then
-                    fired = true
-                    close_all(closers)
-                    net.yield()
-                    unstick_spawned()
-                end
-            end)
-            local ok, err = pcall(fn, defer)
-            cancel()
-            dog:wait()
-            close_all(closers)
-            if not ok or fired then
-                H.settle()
-                unstick_spawned()
-                H.settle()
-            end
-            if fired then
-                error(fmt("watchdog: the test hung for %d s (%s)", WATCHDOG, tostring(err)), 0)
-            end
-            if not ok then error(err, 0) end
-        end)
+        test()
     end
 end
 
--- spawn(fn, ...): a task whose results join() returns; an error raised in
--- it (a failed assertion) is re-raised by join().
+-- spawn(fn, ...): H.spawn, noted for the watchdog; join() returns its
+-- results or re-raises its error.
 local function spawn(fn, ...)
-    local t = net.go(function(...) return table.pack(fn(...)) end, ...)
+    local t = H.spawn(fn, ...)
     spawned[t] = true
     return t
 end
 
-local function join(t)
-    local r, err = t:wait()
-    if r == nil then error(err, 0) end
-    return table.unpack(r, 1, r.n)
-end
+local join = H.join
 
 -- wait_blocked(kind, n): yield until at least n tasks are parked in kind
 -- ("read", "write", "accept", "connect"): the event itself, not a sleep.
@@ -109,12 +67,7 @@ local function wait_blocked(kind, n)
     lu.fail(fmt("never saw %d task(s) blocked in %s", n, kind))
 end
 
--- timed(fn, ...) -> seconds, results...
-local function timed(fn, ...)
-    local t0 = net.now()
-    local r = table.pack(fn(...))
-    return net.now() - t0, table.unpack(r, 1, r.n)
-end
+local timed = H.timed      -- timed(fn, ...) -> seconds, results...
 
 -- pair(defer [, network, address, listen_opts, dial_opts]) -> client conn,
 -- server conn, listener (all deferred for closing).
@@ -158,9 +111,7 @@ local AT_ONCE = 0.25
 
 local function fd_count() return H.open_fds() end
 
-local function exists(path)
-    return os.execute("test -e '" .. path .. "'") == true
-end
+local exists = H.exists
 
 local function free_port()
     local ln = assert(net.listen("tcp", "127.0.0.1:0"))

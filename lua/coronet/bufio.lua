@@ -239,6 +239,7 @@ local function scan_custom(sc, ctx)
     local rd, split = sc._rd, sc._split
     while true do
         local n = rd:buffered()
+        local more = true                -- read more before calling split again
         if n > 0 or sc._eof then
             local data = n > 0 and rd:peek(n) or ""
             local adv, tok, err = split(data, sc._eof == true)
@@ -253,16 +254,10 @@ local function scan_custom(sc, ctx)
             if adv > n then return stop(sc, M.ErrAdvanceTooFar) end
             if adv > 0 then rd:discard(adv) end
             if tok ~= nil then return got(sc, adv, tok) end
-            if sc._eof then
-                if adv == 0 then return stop(sc, nil) end
-            elseif adv == 0 or adv == n then
-                local ok, ferr = rd:_fill(ctx)
-                if not ok then
-                    if ferr ~= EOF then return stop(sc, ferr) end
-                    sc._eof = true
-                end
-            end
-        else
+            if sc._eof and adv == 0 then return stop(sc, nil) end
+            more = not sc._eof and (adv == 0 or adv == n)
+        end
+        if more then
             local ok, ferr = rd:_fill(ctx)
             if not ok then
                 if ferr ~= EOF then return stop(sc, ferr) end

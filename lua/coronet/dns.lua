@@ -112,6 +112,12 @@ local function is_localhost(name)
     return name == "localhost" or name:sub(-10) == ".localhost"
 end
 
+-- RFC 6761: names under "invalid." never exist; answer without a packet.
+local function is_invalid(name)
+    name = lower_name(name)
+    return name == "invalid" or name:sub(-8) == ".invalid"
+end
+
 local function fqdn(name)
     return name:sub(-1) == "." and name or name .. "."
 end
@@ -357,6 +363,9 @@ end
 -- Ask the server (or the system), after the checks and the hosts file.
 function Resolver:_ask(kind, name, fam, deadline, ctx)
     local r, code, detail, server
+    if type(name) == "string" and is_invalid(name) then
+        return nil, dns_error("nxdomain", name, nil, nil, ctx)
+    end
     if self.prefer == "system" and (kind == "host" or kind == "ip" or kind == "cname" or kind == "ptr") then
         r, code, detail = dns_sys(kind, name, fam, deadline, ctx)
     else

@@ -122,11 +122,11 @@ end
 -- packet conn (read/write; write_to refuses). Candidates are tried in
 -- order until one connects. A unixgram conn without local_addr is bound
 -- to an abstract name the kernel picks, so the peer can answer. Options:
--- local_addr, control (timeouts don't apply: a datagram connect never
--- blocks).
+-- local_addr, control, resolver; timeout, deadline and ctx bound the name
+-- lookup (a datagram connect itself never blocks).
 function M.dial(d, network, address, ctx)
-    local _ = ctx
-    local tg, err = stream._target("dial", network, address, false)
+    local tg, err = stream._target("dial", network, address, false, d.resolver,
+                                   stream._dial_deadline(d), ctx)
     if not tg then return nil, err end
     if tg.path then return dial_one(d, tg, nil) end
     local first

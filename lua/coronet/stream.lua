@@ -159,23 +159,26 @@ Dialer.__name = "coronet.dialer"
 local DIAL_OPTS = {timeout = true, deadline = true, keepalive = true, local_addr = true,
                    fallback_delay = true, resolver = true, control = true}
 
-local function check_opts(opts, known, what)
+-- new_config(opts, known, what, mt) -> a copy of opts (nil: {}) with
+-- metatable mt; an option not in known raises. Constructors call it in
+-- tail position, so error level 2 blames the constructor's caller.
+local function new_config(opts, known, what, mt)
+    opts = opts or {}
     for k in pairs(opts) do
-        if not known[k] then error(what .. ": unknown option '" .. tostring(k) .. "'", 3) end
+        if not known[k] then error(what .. ": unknown option '" .. tostring(k) .. "'", 2) end
     end
+    local c = {}
+    for k, v in pairs(opts) do c[k] = v end
+    return setmetatable(c, mt)
 end
 
 --- dialer: a reusable dial configuration (Go's net.Dialer):
 -- {timeout, deadline, keepalive, local_addr, fallback_delay, resolver, control}.
 function M.dialer(opts)
-    opts = opts or {}
-    check_opts(opts, DIAL_OPTS, "dialer")
-    local d = {}
-    for k, v in pairs(opts) do d[k] = v end
-    return setmetatable(d, Dialer)
+    return new_config(opts, DIAL_OPTS, "dialer", Dialer)
 end
 
-local function dial_deadline(d)
+local function dial_deadline(d)  -- the earlier of deadline and now + timeout; 0: none
     local dl = d.deadline
     if d.timeout and d.timeout > 0 then
         local t = now() + d.timeout
@@ -183,6 +186,7 @@ local function dial_deadline(d)
     end
     return dl or 0
 end
+M._dial_deadline = dial_deadline
 
 -- The dial option local_addr as bind arguments: (ip, port) for IP
 -- networks, (path) for unix; nil, err when it is malformed.
@@ -383,11 +387,7 @@ local LISTEN_OPTS = {backlog = true, reuseaddr = true, reuseport = true, control
 -- {backlog, reuseaddr (default true for TCP), reuseport, control,
 -- keepalive (accepted conns; default 15 s, -1 off), unlink_on_close}.
 function M.listen_config(opts)
-    opts = opts or {}
-    check_opts(opts, LISTEN_OPTS, "listen_config")
-    local lc = {}
-    for k, v in pairs(opts) do lc[k] = v end
-    return setmetatable(lc, ListenConfig)
+    return new_config(opts, LISTEN_OPTS, "listen_config", ListenConfig)
 end
 
 local function listen_family(tg)

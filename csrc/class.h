@@ -1,0 +1,15 @@
+/* class.h - registering a userdata type's metatable, shared by every file
+ * that defines a Lua-visible type. */
+#ifndef CORONET_CLASS_H
+#define CORONET_CLASS_H
+
+#include "lauxlib.h"
+
+/* class_register: create the metatable named mt (luaL_newmetatable, so
+ * __name names the type in errors), set the metamethods in meta on it and,
+ * when methods is not NULL, a new table of methods as its __index. An mt
+ * already registered is reused and added to. Leaves the stack as it was. */
+void class_register(lua_State *L, const char *mt, const luaL_Reg *meta,
+                    const luaL_Reg *methods);
+
+#endif
