@@ -220,7 +220,7 @@ static void conn_wq_remove(conn *c, task *t) {
     }
 }
 
-static void conn_write_unlock(conn *c) {
+void conn_write_unlock(conn *c) {
     c->wlocked = 0;
     while (c->wq) {
         task *next = c->wq;
@@ -455,9 +455,8 @@ static int conn_remote_addr(lua_State *L) {
 
 static int conn_deadline(lua_State *L, int rd, int wr) {
     conn *c = conn_check(L);
-    double t = lua_isnoneornil(L, 2) ? 0 : luaL_checknumber(L, 2);
+    double t = handle_deadline_arg(L, 2);
     if (c->h.fd < 0) return conn_fail(L, c, "set", NULL, ERR_CLOSED);
-    if (t <= 0 && !lua_isnoneornil(L, 2)) t = 1e-9; /* a time in the past, not "none" */
     handle_set_deadline(&c->h, rd, wr, t);
     for (task *q = c->wq; wr && q; q = q->qnext) task_set_deadline(q, t);
     return conn_ok(L);

@@ -27,6 +27,11 @@ conn *conn_new(lua_State *L, int net);
 int conn_attach(lua_State *L, conn *c, int fd, const struct sockaddr_storage *peer,
                 socklen_t plen);
 
+/* conn_write_unlock: release c's write lock (c->wlocked), handing it to
+ * the first queued writer. For anything that writes to a conn across
+ * parks outside conn_write (io.copy), after setting c->wlocked itself. */
+void conn_write_unlock(conn *c);
+
 int conn_open(lua_State *L);
 
 #endif

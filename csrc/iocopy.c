@@ -32,6 +32,7 @@ typedef struct iocopy {
     int cause;              /* a failure: errno or ERR_* */
     const char *sys;        /* the syscall that failed, or NULL */
     uint8_t wside;          /* the failure or the wait is on the destination */
+    uint8_t wheld;          /* we hold dst's write lock (a wait on dst) */
 } iocopy;
 
 enum { STEP_MORE, STEP_EOF, STEP_DONE, STEP_WAIT, STEP_FAIL };
@@ -59,6 +60,10 @@ static void iocopy_close_pipe(iocopy *st) {
  * on from there. */
 static void iocopy_finish(iocopy *st) {
     iocopy_close_pipe(st);
+    if (st->wheld) {                             /* let queued writers go */
+        st->wheld = 0;
+        conn_write_unlock(st->dst);
+    }
     if (st->srcf && st->srcf->closef) fseeko(st->srcf->f, st->off, SEEK_SET);
     if (st->dstf && st->dstf->closef) {
         off_t pos = lseek(fileno(st->dstf->f), 0, SEEK_CUR);
@@ -173,6 +178,11 @@ static int iocopy_run(lua_State *L, int status, lua_KContext kctx) {
         task **slot = !c ? NULL : st->wside ? &c->h.wr : &c->h.rd;
         if (!c) return iocopy_abort(L, st, st->wside, "splice", EAGAIN);
         if (*slot) return iocopy_abort(L, st, st->wside, NULL, ERR_BUSY);
+        if (st->wside && !st->wheld) {           /* a writer like conn:write: */
+            if (c->wlocked) return iocopy_abort(L, st, 1, NULL, ERR_BUSY);
+            c->wlocked = 1;                      /* others queue behind the copy */
+            st->wheld = 1;
+        }
         return task_park_ctx(L, task_current(L), slot, st->wside ? c->h.wrl : c->h.rdl,
                              st->wside ? PARK_WRITE : PARK_READ, ctxidx, kctx, iocopy_run);
     }

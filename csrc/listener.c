@@ -175,9 +175,8 @@ static int listener_addr(lua_State *L) {
 /* listener:set_deadline(t | nil): absolute deadline for accept. */
 static int listener_set_deadline(lua_State *L) {
     listener *ln = listener_check(L);
-    double t = lua_isnoneornil(L, 2) ? 0 : luaL_checknumber(L, 2);
+    double t = handle_deadline_arg(L, 2);
     if (ln->h.fd < 0) return listener_fail(L, ln, "set", NULL, ERR_CLOSED, 0);
-    if (t <= 0 && !lua_isnoneornil(L, 2)) t = 1e-9;
     handle_set_deadline(&ln->h, 1, 0, t);
     return listener_ok(L);
 }

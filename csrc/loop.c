@@ -585,6 +585,13 @@ void handle_set_deadline(handle *h, int rd, int wr, double t) {
     }
 }
 
+double handle_deadline_arg(lua_State *L, int idx) {
+    if (lua_isnoneornil(L, idx)) return 0;
+    double t = luaL_checknumber(L, idx);
+    luaL_argcheck(L, t == t, idx, "deadline is NaN");
+    return t > 0 ? t : 1e-9;             /* a time in the past, not "none" */
+}
+
 int handle_deadline_passed(double d) {
     return d > 0 && d <= loop_now();
 }

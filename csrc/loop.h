@@ -164,6 +164,10 @@ int handle_close(handle *h);
  * re-arm any task parked on that side. */
 void handle_set_deadline(handle *h, int rd, int wr, double t);
 
+/* handle_deadline_arg: the deadline argument at idx for a setter: 0 for
+ * nil (none), a time already past for t <= 0; raises for NaN. */
+double handle_deadline_arg(lua_State *L, int idx);
+
 /* handle_deadline_passed: whether the deadline d is set and already passed. */
 int handle_deadline_passed(double d);
 

@@ -611,9 +611,8 @@ static int packet_remote_addr(lua_State *L) {
 
 static int packet_deadline(lua_State *L, int rd, int wr) {
     pconn *p = packet_check(L);
-    double t = lua_isnoneornil(L, 2) ? 0 : luaL_checknumber(L, 2);
+    double t = handle_deadline_arg(L, 2);
     if (p->h.fd < 0) return packet_fail(L, p, "set", NULL, ERR_CLOSED);
-    if (t <= 0 && !lua_isnoneornil(L, 2)) t = 1e-9;  /* a time in the past, not "none" */
     handle_set_deadline(&p->h, rd, wr, t);
     return packet_ok(L);
 }

@@ -111,4 +111,35 @@ function TestConnWriters:test_cancelled_queued_writer_leaves_the_queue()
     end)
 end
 
+-- io.copy into a conn is a writer too: it holds the write lock while it
+-- waits, so a concurrent write queues behind it instead of cutting in.
+function TestConnWriters:test_io_copy_holds_the_write_lock()
+    H.run(function()
+        local srcw, srcr = H.pair()
+        local dst, peer = H.pair()
+        local SZ = 4 * 1024 * 1024
+        local feeder = net.go(function()
+            assert(srcw:write(string.rep("c", SZ)))
+            srcw:close_write()
+        end)
+        local copier = net.go(function() return net.io.copy(dst, srcr) end)
+        -- wait until the copy is parked on dst's write side: something waits
+        -- to write, nothing to read (the copy has data), nothing is queued
+        local function parked()
+            local st = net.debug.stats()
+            return st.blocked.write >= 1 and st.blocked.read == 0 and st.ready == 0
+        end
+        while not parked() do net.yield() end
+        local writer = net.go(function() return dst:write("after") end)
+        local data = drain(peer, SZ + 5):wait()
+        lu.assertEquals(copier:wait(), SZ)
+        lu.assertEquals(writer:wait(), 5)
+        feeder:wait()
+        lu.assertEquals(#data, SZ + 5)
+        lu.assertEquals(data:sub(1, SZ), string.rep("c", SZ), "the write cut into the copy")
+        lu.assertEquals(data:sub(SZ + 1), "after")
+        for _, c in ipairs{srcw, srcr, dst, peer} do c:close() end
+    end)
+end
+
 if not SPEC_RUNNER then os.exit(lu.LuaUnit.run()) end
