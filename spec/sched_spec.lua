@@ -243,7 +243,7 @@ function TestSchedDebug:test_stats_count_fds_and_blocked_reads()
         local ln = H.echo_server()
         local c = assert(net.dial("tcp", tostring(ln:addr())))
         local r = net.go(function() return c:read(10) end)
-        net.sleep(0.01)
+        while net.debug.stats().blocked.read < base.blocked.read + 2 do net.yield() end
         local s = net.debug.stats()
         lu.assertEquals(s.blocked.read, base.blocked.read + 2)   -- our reader + the server's
         lu.assertEquals(s.blocked.accept, base.blocked.accept + 1)
