@@ -9,6 +9,14 @@ local net = require "coronet"
 
 local H = {}
 
+-- Hermetic DNS: every spec resolves names through a resolver that can only
+-- reach loopback (a port where nothing listens), never the server in
+-- /etc/resolv.conf. Specs that test DNS make their own resolvers.
+function H.hermetic_dns()
+    net.dns.default = net.dns.resolver{servers = {"127.0.0.1:9"}, timeout = 0.2, attempts = 1}
+end
+H.hermetic_dns()
+
 --- open_fds: the number of fds this process holds (from /proc/PID/fd),
 -- not counting either end of the pipe popen uses to ask (glibc closes the
 -- parent's copy of the write end only after the child starts, so a plain

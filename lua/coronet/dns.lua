@@ -566,7 +566,7 @@ local default
 
 -- net.dns.default: made on first use (and again after a close).
 local function get_default()
-    if not default or default._closed then
+    if not default or default._closed == true then
         local o = resolv_options()
         default = assert(M.resolver{timeout = o.timeout, attempts = o.attempts})
     end
@@ -580,6 +580,18 @@ function M.stats()
             system = core.dns_sys_stats()}
 end
 
-return setmetatable(M, {__index = function(_, k)
-    if k == "default" then return get_default() end
-end})
+-- net.dns.default may be replaced, like Go's net.DefaultResolver: with a
+-- resolver (or any object with the lookup_* methods), or nil to go back to
+-- one made from /etc/resolv.conf on next use.
+return setmetatable(M, {
+    __index = function(_, k)
+        if k == "default" then return get_default() end
+    end,
+    __newindex = function(t, k, v)
+        if k ~= "default" then return rawset(t, k, v) end
+        if v ~= nil and (type(v) ~= "table" or type(v.lookup_ip) ~= "function") then
+            error("net.dns.default must be a resolver (an object with lookup_ip)", 2)
+        end
+        default = v
+    end,
+})
