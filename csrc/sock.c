@@ -12,6 +12,7 @@
 #include <sys/un.h>
 #include "lauxlib.h"
 #include "addr.h"
+#include "errors.h"
 #include "sock.h"
 
 static const char ADDRMT_KEY = 0;   /* registry: metatable of net.addr objects */
@@ -169,14 +170,14 @@ static int sock_optarg(lua_State *L, int idx, int level) {
     return luaL_argerror(L, idx, lua_pushfstring(L, "unknown option '%s' at this level", name));
 }
 
-static int sock_fail(lua_State *L, int e) {
-    lua_pushnil(L);
-    lua_pushfstring(L, "%s: %s", strerrorname_np(e), strerror(e));
-    lua_pushinteger(L, e);
-    return 3;
+/* nil and an error object ("setsockopt: protocol not available", code
+ * "ENOPROTOOPT") for the fd-level call sys. */
+static int sock_fail(lua_State *L, const char *sys, int e) {
+    operr oe = {sys, NULL, NULL, NULL, NULL, NULL, 0};
+    return errors_fail(L, &oe, e);
 }
 
-/* net.setsockopt(fd, level, name, value) -> true | nil, msg, errno.
+/* net.setsockopt(fd, level, name, value) -> true | nil, err.
  * value is an integer or a boolean. */
 static int sock_setsockopt(lua_State *L) {
     int fd = (int)luaL_checkinteger(L, 1);
@@ -184,19 +185,19 @@ static int sock_setsockopt(lua_State *L) {
     int opt = sock_optarg(L, 3, level);
     int v = lua_isboolean(L, 4) ? lua_toboolean(L, 4) : (int)luaL_checkinteger(L, 4);
     int e = sock_set_int(fd, level, opt, v);
-    if (e) return sock_fail(L, e);
+    if (e) return sock_fail(L, "setsockopt", e);
     lua_pushboolean(L, 1);
     return 1;
 }
 
-/* net.getsockopt(fd, level, name) -> integer | nil, msg, errno. */
+/* net.getsockopt(fd, level, name) -> integer | nil, err. */
 static int sock_getsockopt(lua_State *L) {
     int fd = (int)luaL_checkinteger(L, 1);
     int level = sock_levelarg(L, 2);
     int opt = sock_optarg(L, 3, level);
     int v = 0;
     socklen_t n = sizeof v;
-    if (getsockopt(fd, level, opt, &v, &n) < 0) return sock_fail(L, errno);
+    if (getsockopt(fd, level, opt, &v, &n) < 0) return sock_fail(L, "getsockopt", errno);
     lua_pushinteger(L, v);
     return 1;
 }
@@ -209,11 +210,11 @@ static int sock_addr_init(lua_State *L) {
     return 0;
 }
 
-/* net.close_fd(fd) -> true | nil, msg, errno: close a raw descriptor, such
+/* net.close_fd(fd) -> true | nil, err: close a raw descriptor, such
  * as one conn:file() returned. Never use it on an fd a conn still owns. */
 static int sock_close_fd(lua_State *L) {
     int fd = (int)luaL_checkinteger(L, 1);
-    if (close(fd) < 0 && errno != EINTR) return sock_fail(L, errno);
+    if (close(fd) < 0 && errno != EINTR) return sock_fail(L, "close", errno);
     lua_pushboolean(L, 1);
     return 1;
 }
