@@ -412,7 +412,9 @@ static int packet_send_start(lua_State *L, pconn *p) {
     lua_pushstring(L, sock_netnames[p->net]);
     lua_pushvalue(L, 3);
     lua_pushstring(L, packet_want6(p) ? "6" : "4");
-    lua_callk(L, 3, 2, 0, packet_resolved_k);
+    lua_pushnumber(L, p->h.wrl);                   /* the write deadline and the */
+    lua_pushvalue(L, 4);                           /* ctx bound the lookup too */
+    lua_callk(L, 5, 2, 0, packet_resolved_k);
     return packet_resolved_k(L, LUA_OK, 0);
 }
 

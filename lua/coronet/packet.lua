@@ -144,9 +144,10 @@ end
 
 -- write_to("host:port") with a host that is not an IP literal: resolve it
 -- (literals never get here; C parses and caches them). sockfam is the
--- socket's family: a "4" socket can only reach v4 addresses.
-core.packet_init(function(network, address, sockfam)
-    local tg, err = stream._target("write", network, address, false)
+-- socket's family: a "4" socket can only reach v4 addresses. The write
+-- deadline (absolute, 0: none) and ctx bound the lookup.
+core.packet_init(function(network, address, sockfam, deadline, ctx)
+    local tg, err = stream._target("write", network, address, false, nil, deadline, ctx)
     if not tg then return nil, err end
     for _, a in ipairs(tg.ips or {}) do
         if sockfam == "6" or a:is_v4() then
