@@ -817,9 +817,9 @@ end)
 
 TestStreamDeadline.test_write_deadline_fires_while_parked = T(function(defer)
     local c, s = pair(defer)
-    c:set_write_deadline(net.now() + 0.08)
+    local w, total = park_writer(c, s)               -- parked first (slow under valgrind),
     local t0 = net.now()
-    local w, total = park_writer(c, s)
+    c:set_write_deadline(t0 + 0.08)                  -- then the deadline it must wake for
     local n, err, done = join(w)
     local el = net.now() - t0
     H.assert_err(n, err, "timeout")
