@@ -127,6 +127,9 @@ static int conn_read_full_fail(lua_State *L, conn *c, const char *sys, int cause
 
 /* conn:read_full(n [, ctx]) -> data | nil, err, partial: exactly n bytes;
  * EOF after some of them is net.ErrUnexpectedEOF (with what arrived).
+ * The buffer starts at most CONN_READ_DEFAULT bytes and doubles as data
+ * arrives, so a huge n taken from a hostile peer costs memory only for
+ * what the peer really sends.
  * Stack while it runs: 1 conn, 2 n, 3 ctx or nil, 4 the buffer. */
 static int conn_read_full(lua_State *L) {
     conn *c = conn_check(L);
@@ -135,12 +138,17 @@ static int conn_read_full(lua_State *L) {
     task *t = task_current(L);
     if (!t) return loop_block(L, conn_read_full, lua_gettop(L));
     int ctxidx = ctx_find(L, 3);
+    if (ctxidx > 3) {                            /* read_full(n, nil, ctx) */
+        lua_pushvalue(L, ctxidx);
+        lua_replace(L, 3);
+        ctxidx = 3;
+    }
     lua_settop(L, 3);
     if (!ctxidx) {
         lua_pushnil(L);
         lua_replace(L, 3);
     }
-    lua_newuserdatauv(L, n ? (size_t)n : 1, 0);
+    lua_newuserdatauv(L, n == 0 ? 1 : n < CONN_READ_DEFAULT ? (size_t)n : CONN_READ_DEFAULT, 0);
     if (ctx_ended(L, ctxidx)) return conn_read_full_fail(L, c, NULL, ERR_CTX, 0);
     if (c->h.rd) return conn_read_full_fail(L, c, NULL, ERR_BUSY, 0);
     return conn_read_full_k(L, LUA_OK, 0);
@@ -165,12 +173,21 @@ static int conn_read_full_k(lua_State *L, int status, lua_KContext kctx) {
     int ctxidx = lua_isnil(L, 3) ? 0 : 3;
     size_t got = (size_t)kctx, n = (size_t)lua_tointeger(L, 2);
     char *buf = lua_touserdata(L, 4);
+    size_t cap = lua_rawlen(L, 4);
     int cause = task_resume_cause(L, t, status, ctxidx);
     if (cause) return conn_read_full_fail(L, c, NULL, cause, got);
     while (got < n) {
         if (c->h.fd < 0) return conn_read_full_fail(L, c, NULL, ERR_CLOSED, got);
         if (handle_deadline_passed(c->h.rdl)) return conn_read_full_fail(L, c, NULL, ERR_TIMEOUT, got);
-        ssize_t r = recv(c->h.fd, buf + got, n - got, 0);
+        if (got == cap) {                        /* full: double it, up to n */
+            size_t ncap = cap > n / 2 ? n : cap * 2;
+            char *nbuf = lua_newuserdatauv(L, ncap, 0);
+            memcpy(nbuf, buf, got);
+            lua_replace(L, 4);
+            buf = nbuf;
+            cap = ncap;
+        }
+        ssize_t r = recv(c->h.fd, buf + got, cap - got, 0);
         if (r > 0) {
             got += (size_t)r;
             continue;
