@@ -21,7 +21,6 @@
 
 #define PACKET_READ_DEFAULT 65536      /* read_from/read: any UDP datagram fits */
 #define PACKET_READ_MAX (16 << 20)     /* larger than any datagram a socket takes */
-#define PACKET_RETRY 0.001             /* a second blocked writer polls this often */
 
 static const char RESOLVE_KEY = 0;     /* registry: coronet.packet's name resolver */
 
@@ -328,23 +327,51 @@ int packet_ctx_to(lua_State *L, int first, int pos) {
 
 static int packet_send_k(lua_State *L, int status, lua_KContext kctx);
 
+static void packet_wq_remove(pconn *p, task *t) {
+    task *prev = NULL;
+    for (task **q = &p->wq; *q; prev = *q, q = &(*q)->qnext) {
+        if (*q == t) {
+            *q = t->qnext;
+            if (p->wq_tail == t) p->wq_tail = prev;
+            t->qnext = NULL;
+            return;
+        }
+    }
+}
+
+void packet_wq_wake_all(pconn *p, int reason) {
+    while (p->wq) {
+        task *t = p->wq;
+        p->wq = t->qnext;
+        t->qnext = NULL;
+        task_wake(t, reason);
+    }
+    p->wq_tail = NULL;
+}
+
 /* Park a writer: on the handle, or, when another writer already waits
- * there, by polling every PACKET_RETRY (datagram writes are atomic, so
- * concurrent writers are fine; only the waiting needs a slot). */
+ * there, in a FIFO behind it (datagram writes are atomic, so concurrent
+ * writers are fine; only the waiting needs a slot). When the writer on
+ * the handle runs again, the socket moved: the queue is woken to retry. */
 int packet_park_writer(lua_State *L, pconn *p, task *t, int ctxidx, lua_KContext kctx,
                        lua_KFunction k) {
     if (!p->h.wr)
         return task_park_ctx(L, t, &p->h.wr, p->h.wrl, PARK_WRITE, ctxidx, kctx * 2, k);
-    double dl = loop_now() + PACKET_RETRY;
-    if (p->h.wrl > 0 && p->h.wrl < dl) dl = p->h.wrl;
-    return task_park_ctx(L, t, NULL, dl, PARK_WRITE, ctxidx, kctx * 2 + 1, k);
+    t->qnext = NULL;
+    if (p->wq_tail) p->wq_tail->qnext = t; else p->wq = t;
+    p->wq_tail = t;
+    return task_park_ctx(L, t, NULL, p->h.wrl, PARK_WRITE, ctxidx, kctx * 2 + 1, k);
 }
 
-/* The outcome of a writer's park (see packet_park_writer): a poll's
- * timeout just means "retry". */
+/* The outcome of a writer's park (see packet_park_writer). */
 int packet_writer_cause(lua_State *L, task *t, int status, int ctxidx, lua_KContext kctx) {
+    pconn *p = packet_check(L);
     int cause = task_resume_cause(L, t, status, ctxidx);
-    return cause == ERR_TIMEOUT && (kctx & 1) ? 0 : cause;
+    if (status == LUA_YIELD) {
+        if (kctx & 1) packet_wq_remove(p, t);     /* a queued writer: out of the queue */
+        else packet_wq_wake_all(p, WAKE_READY);   /* the handle's writer: let them retry */
+    }
+    return cause;
 }
 
 /* A write failure naming the destination at 3 (when there is one). */
@@ -586,6 +613,7 @@ static void packet_unlink(pconn *p) {
  * with ErrClosed; a unixgram path listen_packet created is removed. */
 static int packet_close(lua_State *L) {
     pconn *p = packet_check(L);
+    packet_wq_wake_all(p, WAKE_CLOSED);
     if (handle_close(&p->h) < 0) return packet_fail(L, p, "close", NULL, ERR_CLOSED);
     packet_unlink(p);
     return packet_ok(L);
@@ -593,6 +621,7 @@ static int packet_close(lua_State *L) {
 
 static int packet_gc(lua_State *L) {
     pconn *p = packet_check(L);
+    packet_wq_wake_all(p, WAKE_CLOSED);
     if (handle_close(&p->h) == 0) packet_unlink(p);
     return 0;
 }
@@ -616,6 +645,7 @@ static int packet_deadline(lua_State *L, int rd, int wr) {
     double t = handle_deadline_arg(L, 2);
     if (p->h.fd < 0) return packet_fail(L, p, "set", NULL, ERR_CLOSED);
     handle_set_deadline(&p->h, rd, wr, t);
+    for (task *q = p->wq; wr && q; q = q->qnext) task_set_deadline(q, t);
     return packet_ok(L);
 }
 

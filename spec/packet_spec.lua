@@ -937,7 +937,7 @@ TestPacketUnixgram.test_writer_parks_when_the_receiver_is_full = T(function(defe
     local cli = listen(defer, "unixgram", dir .. "/c.sock")
     local N = 300                                              -- far beyond max_dgram_qlen
     local writers = {}
-    for w = 1, 2 do                                            -- two writers: one parks, one polls
+    for w = 1, 2 do                                            -- two writers: one parks, one queues
         writers[w] = spawn(function()
             for i = 1, N do assert(cli:write_to(w .. ":" .. i, srv:local_addr())) end
             return true
@@ -954,6 +954,34 @@ TestPacketUnixgram.test_writer_parks_when_the_receiver_is_full = T(function(defe
     end
     lu.assertTrue(join(writers[1]))
     lu.assertTrue(join(writers[2]))
+end)
+
+TestPacketUnixgram.test_queued_writers_wake_on_close_and_deadline = T(function(defer)
+    local dir = tmpdir(defer)
+    local srv = listen(defer, "unixgram", dir .. "/s.sock")
+    local cli = listen(defer, "unixgram", dir .. "/c.sock")
+    local function filler()                                    -- writes until it must wait
+        return spawn(function()
+            while true do
+                local n, err = cli:write_to("x", srv:local_addr())
+                if not n then return err end
+            end
+        end)
+    end
+    local a, b, c = filler(), filler(), filler()               -- one on the handle, two queued
+    while net.debug.stats().blocked.write < 3 do net.yield() end
+    cli:set_write_deadline(net.now() + 0.05)                   -- reaches the queued ones too
+    for _, t in ipairs{a, b, c} do
+        local err = join(t)
+        lu.assertEquals(err.code, "timeout", tostring(err))
+    end
+    cli:set_write_deadline(nil)
+    local d, e = filler(), filler()
+    while net.debug.stats().blocked.write < 2 do net.yield() end
+    cli:close()
+    for _, t in ipairs{d, e} do
+        lu.assertTrue(net.errors.is(join(t), net.ErrClosed))
+    end
 end)
 
 TestPacketUnixgram.test_write_deadline_on_a_full_receiver = T(function(defer)
