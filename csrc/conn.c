@@ -225,25 +225,10 @@ static int conn_write_fail(lua_State *L, conn *c, const char *sys, int cause, si
 /* Writers are serialised, as in Go: each write goes out whole. A write that
  * parks mid-way holds c->wlocked until it returns; writers arriving
  * meanwhile queue (FIFO) and the lock is handed to the first on return. */
-static void conn_wq_remove(conn *c, task *t) {
-    task **p = &c->wq, *prev = NULL;
-    for (; *p; prev = *p, p = &(*p)->qnext) {
-        if (*p == t) {
-            *p = t->qnext;
-            if (c->wq_tail == t) c->wq_tail = prev;
-            t->qnext = NULL;
-            return;
-        }
-    }
-}
-
 void conn_write_unlock(conn *c) {
+    task *next;
     c->wlocked = 0;
-    while (c->wq) {
-        task *next = c->wq;
-        c->wq = next->qnext;
-        if (!c->wq) c->wq_tail = NULL;
-        next->qnext = NULL;
+    while ((next = waitq_pop(&c->wq))) {
         if (task_wake(next, WAKE_READY)) { /* handed over */
             c->wlocked = 1;
             return;
@@ -252,23 +237,13 @@ void conn_write_unlock(conn *c) {
     }
 }
 
-static void conn_wq_wake_all(conn *c, int reason) {
-    while (c->wq) {
-        task *t = c->wq;
-        c->wq = t->qnext;
-        t->qnext = NULL;
-        task_wake(t, reason);
-    }
-    c->wq_tail = NULL;
-}
-
 static int conn_write_wait_k(lua_State *L, int status, lua_KContext kctx) {
     conn *c = conn_check(L);
     task *t = task_current(L);
     int ctxidx = lua_isnil(L, 5) ? 0 : 5;
     int cause = task_resume_cause(L, t, status, ctxidx);
     if (cause) {                          /* gave up waiting: not our turn yet */
-        conn_wq_remove(c, t);
+        waitq_remove(&c->wq, t);
         conn_failx(L, c, "write", NULL, cause, ctxidx);
         lua_pushinteger(L, 0);
         return 3;
@@ -295,9 +270,7 @@ static int conn_write(lua_State *L) {
     conn_write_range(L, &from, &to);
     if (ctx_ended(L, ctxidx ? 5 : 0)) return conn_write_fail(L, c, NULL, ERR_CTX, 0);
     if (c->wlocked && c->h.fd >= 0) {
-        t->qnext = NULL;
-        if (c->wq_tail) c->wq_tail->qnext = t; else c->wq = t;
-        c->wq_tail = t;
+        waitq_push(&c->wq, t);
         return task_park_ctx(L, t, NULL, c->h.wrl, PARK_WRITE, ctxidx ? 5 : 0, 0, conn_write_wait_k);
     }
     return conn_write_k(L, LUA_OK, 0);
@@ -432,14 +405,14 @@ static int conn_ok(lua_State *L) {
 /* conn:close() -> true | nil, ErrClosed: wakes parked readers/writers. */
 static int conn_close(lua_State *L) {
     conn *c = conn_check(L);
-    conn_wq_wake_all(c, WAKE_CLOSED);
+    waitq_wake_all(&c->wq, WAKE_CLOSED);
     if (handle_close(&c->h) < 0) return conn_fail(L, c, "close", NULL, ERR_CLOSED);
     return conn_ok(L);
 }
 
 static int conn_gc(lua_State *L) {
     conn *c = conn_check(L);
-    conn_wq_wake_all(c, WAKE_CLOSED);
+    waitq_wake_all(&c->wq, WAKE_CLOSED);
     handle_close(&c->h);
     return 0;
 }
@@ -475,7 +448,7 @@ static int conn_deadline(lua_State *L, int rd, int wr) {
     double t = handle_deadline_arg(L, 2);
     if (c->h.fd < 0) return conn_fail(L, c, "set", NULL, ERR_CLOSED);
     handle_set_deadline(&c->h, rd, wr, t);
-    for (task *q = c->wq; wr && q; q = q->qnext) task_set_deadline(q, t);
+    if (wr) waitq_set_deadline(&c->wq, t);
     return conn_ok(L);
 }
 

@@ -13,7 +13,7 @@ typedef struct conn {
     handle h;
     uint8_t net;          /* NET_* */
     uint8_t wlocked;      /* a write is in progress across parks */
-    task *wq, *wq_tail;   /* writers queued behind it, FIFO */
+    waitq wq;             /* writers queued behind it, FIFO */
     socklen_t llen, rlen; /* 0 when unknown */
     struct sockaddr_storage la, ra;
 } conn;

@@ -24,6 +24,7 @@ typedef struct listener {
     int keepalive;        /* seconds for accepted TCP conns; < 0 off */
     socklen_t alen;
     struct sockaddr_storage a;
+    waitq aq;             /* acceptors waiting behind the one on h.rd */
 } listener;
 
 static listener *listener_check(lua_State *L) {
@@ -104,22 +105,28 @@ static int listener_setup_conn(listener *ln, int fd) {
 static int listener_accept_k(lua_State *L, int status, lua_KContext kctx);
 
 /* listener:accept([ctx]) -> conn | nil, err: the next connection; a close
- * wakes it with ErrClosed. EMFILE and the like are returned, not retried. */
+ * wakes it with ErrClosed. EMFILE and the like are returned, not retried.
+ * Several tasks may accept at once, as in Go: the first waits on the
+ * handle, the others queue behind it and retry whenever it runs again.
+ * The continuation's context is ctxidx * 2 + (queued). */
 static int listener_accept(lua_State *L) {
     listener *ln = listener_check(L);
     task *t = task_current(L);
     if (!t) return loop_block(L, listener_accept, lua_gettop(L));
     int ctxidx = ctx_find(L, 2);
     if (ctx_ended(L, ctxidx)) return listener_fail(L, ln, "accept", NULL, ERR_CTX, ctxidx);
-    if (ln->h.rd) return listener_fail(L, ln, "accept", NULL, ERR_BUSY, 0);
-    return listener_accept_k(L, LUA_OK, ctxidx);
+    return listener_accept_k(L, LUA_OK, ctxidx * 2);
 }
 
 static int listener_accept_k(lua_State *L, int status, lua_KContext kctx) {
     listener *ln = listener_check(L);
     task *t = task_current(L);
-    int ctxidx = (int)kctx;
+    int ctxidx = (int)(kctx / 2);
     int cause = task_resume_cause(L, t, status, ctxidx);
+    if (status == LUA_YIELD) {
+        if (kctx & 1) waitq_remove(&ln->aq, t);    /* a queued acceptor: out of the queue */
+        else waitq_wake_all(&ln->aq, WAKE_READY);  /* the handle's: the others retry */
+    }
     if (cause) return listener_fail(L, ln, "accept", NULL, cause, ctxidx);
     for (;;) {
         if (ln->h.fd < 0) return listener_fail(L, ln, "accept", NULL, ERR_CLOSED, 0);
@@ -131,7 +138,11 @@ static int listener_accept_k(lua_State *L, int status, lua_KContext kctx) {
             int e = errno;
             if (e == EINTR || e == ECONNABORTED) continue;
             if (e != EAGAIN && e != EWOULDBLOCK) return listener_fail(L, ln, "accept", "accept4", e, 0);
-            return task_park_ctx(L, t, &ln->h.rd, ln->h.rdl, PARK_ACCEPT, ctxidx, kctx,
+            if (!ln->h.rd)
+                return task_park_ctx(L, t, &ln->h.rd, ln->h.rdl, PARK_ACCEPT, ctxidx,
+                                     ctxidx * 2, listener_accept_k);
+            waitq_push(&ln->aq, t);
+            return task_park_ctx(L, t, NULL, ln->h.rdl, PARK_ACCEPT, ctxidx, ctxidx * 2 + 1,
                                  listener_accept_k);
         }
         listener_setup_conn(ln, fd);
@@ -154,6 +165,7 @@ static void listener_unlink(listener *ln) {
  * ErrClosed; a unix socket path it created is removed (unlink_on_close). */
 static int listener_close(lua_State *L) {
     listener *ln = listener_check(L);
+    waitq_wake_all(&ln->aq, WAKE_CLOSED);
     if (handle_close(&ln->h) < 0) return listener_fail(L, ln, "close", NULL, ERR_CLOSED, 0);
     listener_unlink(ln);
     return listener_ok(L);
@@ -161,6 +173,7 @@ static int listener_close(lua_State *L) {
 
 static int listener_gc(lua_State *L) {
     listener *ln = listener_check(L);
+    waitq_wake_all(&ln->aq, WAKE_CLOSED);
     if (handle_close(&ln->h) == 0) listener_unlink(ln);
     return 0;
 }
@@ -178,6 +191,7 @@ static int listener_set_deadline(lua_State *L) {
     double t = handle_deadline_arg(L, 2);
     if (ln->h.fd < 0) return listener_fail(L, ln, "set", NULL, ERR_CLOSED, 0);
     handle_set_deadline(&ln->h, 1, 0, t);
+    waitq_set_deadline(&ln->aq, t);
     return listener_ok(L);
 }
 

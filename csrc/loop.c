@@ -371,6 +371,45 @@ static int loop_yield(lua_State *L) {
     return lua_yield(L, 1);
 }
 
+/* ---- wait queues ----------------------------------------------------- */
+
+void waitq_push(waitq *q, task *t) {
+    t->qnext = NULL;
+    if (q->tail) q->tail->qnext = t;
+    else q->head = t;
+    q->tail = t;
+}
+
+task *waitq_pop(waitq *q) {
+    task *t = q->head;
+    if (!t) return NULL;
+    q->head = t->qnext;
+    if (!q->head) q->tail = NULL;
+    t->qnext = NULL;
+    return t;
+}
+
+void waitq_remove(waitq *q, task *t) {
+    task *prev = NULL;
+    for (task **p = &q->head; *p; prev = *p, p = &(*p)->qnext) {
+        if (*p == t) {
+            *p = t->qnext;
+            if (q->tail == t) q->tail = prev;
+            t->qnext = NULL;
+            return;
+        }
+    }
+}
+
+void waitq_wake_all(waitq *q, int reason) {
+    task *t;
+    while ((t = waitq_pop(q))) task_wake(t, reason);
+}
+
+void waitq_set_deadline(waitq *q, double d) {
+    for (task *t = q->head; t; t = t->qnext) task_set_deadline(t, d);
+}
+
 /* ---- the poll step -------------------------------------------------- */
 
 void loop_add_hook(loop *lp, loop_hook *hk) {

@@ -43,6 +43,25 @@ typedef struct task {
     uint8_t reason;      /* enum wake_reason of the last wake */
 } task;
 
+/* waitq: a FIFO of parked tasks (threaded through task.qnext): writers
+ * queued behind a conn's write lock, acceptors behind the one parked on a
+ * listener, ... */
+typedef struct waitq {
+    task *head, *tail;
+} waitq;
+
+/* waitq_push / waitq_pop / waitq_remove: append t; take the first (NULL
+ * when empty); take t out wherever it is (no-op when absent). */
+void waitq_push(waitq *q, task *t);
+task *waitq_pop(waitq *q);
+void waitq_remove(waitq *q, task *t);
+
+/* waitq_wake_all: wake (task_wake) and remove every queued task. */
+void waitq_wake_all(waitq *q, int reason);
+
+/* waitq_set_deadline: move every queued task's deadline (task_set_deadline). */
+void waitq_set_deadline(waitq *q, double t);
+
 /* handle: an fd registered once with the poller (edge-triggered) and the
  * tasks parked on it. Embedded first in conns, listeners, packet conns. */
 typedef struct handle {

@@ -327,28 +327,6 @@ int packet_ctx_to(lua_State *L, int first, int pos) {
 
 static int packet_send_k(lua_State *L, int status, lua_KContext kctx);
 
-static void packet_wq_remove(pconn *p, task *t) {
-    task *prev = NULL;
-    for (task **q = &p->wq; *q; prev = *q, q = &(*q)->qnext) {
-        if (*q == t) {
-            *q = t->qnext;
-            if (p->wq_tail == t) p->wq_tail = prev;
-            t->qnext = NULL;
-            return;
-        }
-    }
-}
-
-void packet_wq_wake_all(pconn *p, int reason) {
-    while (p->wq) {
-        task *t = p->wq;
-        p->wq = t->qnext;
-        t->qnext = NULL;
-        task_wake(t, reason);
-    }
-    p->wq_tail = NULL;
-}
-
 /* Park a writer: on the handle, or, when another writer already waits
  * there, in a FIFO behind it (datagram writes are atomic, so concurrent
  * writers are fine; only the waiting needs a slot). When the writer on
@@ -357,9 +335,7 @@ int packet_park_writer(lua_State *L, pconn *p, task *t, int ctxidx, lua_KContext
                        lua_KFunction k) {
     if (!p->h.wr)
         return task_park_ctx(L, t, &p->h.wr, p->h.wrl, PARK_WRITE, ctxidx, kctx * 2, k);
-    t->qnext = NULL;
-    if (p->wq_tail) p->wq_tail->qnext = t; else p->wq = t;
-    p->wq_tail = t;
+    waitq_push(&p->wq, t);
     return task_park_ctx(L, t, NULL, p->h.wrl, PARK_WRITE, ctxidx, kctx * 2 + 1, k);
 }
 
@@ -368,8 +344,8 @@ int packet_writer_cause(lua_State *L, task *t, int status, int ctxidx, lua_KCont
     pconn *p = packet_check(L);
     int cause = task_resume_cause(L, t, status, ctxidx);
     if (status == LUA_YIELD) {
-        if (kctx & 1) packet_wq_remove(p, t);     /* a queued writer: out of the queue */
-        else packet_wq_wake_all(p, WAKE_READY);   /* the handle's writer: let them retry */
+        if (kctx & 1) waitq_remove(&p->wq, t);    /* a queued writer: out of the queue */
+        else waitq_wake_all(&p->wq, WAKE_READY);  /* the handle's writer: let them retry */
     }
     return cause;
 }
@@ -613,7 +589,7 @@ static void packet_unlink(pconn *p) {
  * with ErrClosed; a unixgram path listen_packet created is removed. */
 static int packet_close(lua_State *L) {
     pconn *p = packet_check(L);
-    packet_wq_wake_all(p, WAKE_CLOSED);
+    waitq_wake_all(&p->wq, WAKE_CLOSED);
     if (handle_close(&p->h) < 0) return packet_fail(L, p, "close", NULL, ERR_CLOSED);
     packet_unlink(p);
     return packet_ok(L);
@@ -621,7 +597,7 @@ static int packet_close(lua_State *L) {
 
 static int packet_gc(lua_State *L) {
     pconn *p = packet_check(L);
-    packet_wq_wake_all(p, WAKE_CLOSED);
+    waitq_wake_all(&p->wq, WAKE_CLOSED);
     if (handle_close(&p->h) == 0) packet_unlink(p);
     return 0;
 }
@@ -645,7 +621,7 @@ static int packet_deadline(lua_State *L, int rd, int wr) {
     double t = handle_deadline_arg(L, 2);
     if (p->h.fd < 0) return packet_fail(L, p, "set", NULL, ERR_CLOSED);
     handle_set_deadline(&p->h, rd, wr, t);
-    for (task *q = p->wq; wr && q; q = q->qnext) task_set_deadline(q, t);
+    if (wr) waitq_set_deadline(&p->wq, t);
     return packet_ok(L);
 }
 

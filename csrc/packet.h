@@ -30,7 +30,7 @@ typedef struct pconn {
     struct sockaddr_storage la, ra, dst;
     socklen_t slen[PACKET_NSENDERS];
     struct sockaddr_storage senders[PACKET_NSENDERS];
-    task *wq, *wq_tail;   /* writers waiting behind the one on h.wr, FIFO */
+    waitq wq;             /* writers waiting behind the one on h.wr */
 } pconn;
 
 /* packet_check: the packet conn at index 1 (raises otherwise). Every
@@ -82,10 +82,6 @@ char *packet_buffer(lua_State *L, pconn *p, size_t n);
  * to stack slot pos (nil when none), pad with nil, drop the rest; returns
  * pos, or 0 without a ctx. */
 int packet_ctx_to(lua_State *L, int first, int pos);
-
-/* packet_wq_wake_all: wake every queued writer with reason (the socket
- * moved, or p closed). */
-void packet_wq_wake_all(pconn *p, int reason);
 
 /* packet_park_writer: park the writer t on p's handle, or, when another
  * writer already waits there, poll (datagram writes are atomic, so
