@@ -3,16 +3,13 @@
 #include <signal.h>
 #include "lauxlib.h"
 #include "addr.h"
+#include "bufio.h"
 #include "conn.h"
 #include "errors.h"
 #include "loop.h"
+#include "modules.h"
+#include "packet.h"
 #include "sock.h"
-
-int listener_open(lua_State *L);
-int packet_open(lua_State *L);
-int bufio_open(lua_State *L);
-int resolver_open(lua_State *L);
-int fdwatch_open(lua_State *L);
 
 /* A write to a reset peer must be an error, never a SIGPIPE death; only
  * the default disposition is replaced, a handler the host set is kept. */
@@ -24,6 +21,7 @@ static void coronet_ignore_sigpipe(void) {
     }
 }
 
+/* luaopen_coronet_core: require "coronet.core" -> the C core's table. */
 int luaopen_coronet_core(lua_State *L) {
     coronet_ignore_sigpipe();
     lua_newtable(L);

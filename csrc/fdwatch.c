@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 #include "lauxlib.h"
+#include "modules.h"
 #include "class.h"
 #include "errors.h"
 #include "loop.h"

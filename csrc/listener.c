@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include "lauxlib.h"
+#include "modules.h"
 #include "class.h"
 #include "conn.h"
 #include "errors.h"

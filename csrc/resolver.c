@@ -26,6 +26,7 @@
 #include <sys/stat.h>
 #include <ares.h>
 #include "lauxlib.h"
+#include "modules.h"
 #include "addr.h"
 #include "class.h"
 #include "errors.h"
