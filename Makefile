@@ -13,7 +13,7 @@ OPT      ?= -O2
 CFLAGS   ?= $(OPT) -g
 WARN     := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
 CPPFLAGS += -D_GNU_SOURCE -I$(LUA_INC) -Icsrc
-LDLIBS   += -lcares -lpthread -lm
+LDLIBS   += -lcares -lssl -lcrypto -lpthread -lm
 BUILD    ?= build
 SO       := $(BUILD)/coronet/core.so
 SRCS     := $(wildcard csrc/*.c)

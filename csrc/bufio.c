@@ -512,7 +512,7 @@ static int bufr_run(lua_State *L, int status, lua_KContext kctx) {
         ssize_t room = bufr_room(b, bufr_limit(b));
         if (room < 0) return luaL_error(L, "coronet: out of memory");
         if (room == 0) return bufr_fail_sentinel(L, b, "too_long");
-        if (b->c) {
+        if (b->c && !b->c->tls) {                /* a conn made TLS later reads through it */
             if ((n = bufr_recv(L, b, (size_t)room, &at_eof)) >= 0) {
                 if (n) return n;
                 continue;

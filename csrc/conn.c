@@ -14,11 +14,23 @@
 #include "conn.h"
 #include "errors.h"
 #include "sock.h"
+#include "tls.h"
 
 #define CONN_READ_DEFAULT 65536
 
+conn *conn_check_at(lua_State *L, int idx) {
+    conn *c = luaL_testudata(L, idx, CONN_MT);   /* plain conns: one lookup */
+    return c ? c : luaL_checkudata(L, idx, TLSCONN_MT);
+}
+
 static conn *conn_check(lua_State *L) {
-    return luaL_checkudata(L, 1, CONN_MT);
+    return conn_check_at(L, 1);
+}
+
+/* Whether a read is already in progress: a TLS read may wait off the
+ * read slot (behind a writer, or for writability). */
+static int conn_reader_busy(conn *c) {
+    return c->tls ? tls_reader_busy(c) : c->h.rd != NULL;
 }
 
 conn *conn_new(lua_State *L, int net) {
@@ -53,15 +65,17 @@ int conn_attach(lua_State *L, conn *c, int fd, const struct sockaddr_storage *pe
     return 0;
 }
 
-/* conn_fail: nil and an error for op on c; source and addr from the conn.
- * ctxidx locates the net.context whose err() an ERR_CTX cause wraps. */
-static int conn_failx(lua_State *L, conn *c, const char *op, const char *sys, int cause,
-                      int ctxidx) {
+int conn_failx(lua_State *L, conn *c, const char *op, const char *sys, int cause, int ctxidx) {
     char src[ADDR_STRLEN], dst[ADDR_STRLEN];
     sock_format(&c->la, c->llen, src);
     sock_format(&c->ra, c->rlen, dst);
     operr e = {op, sock_netnames[c->net], src[0] ? src : NULL, dst[0] ? dst : NULL, sys, NULL,
                ctxidx};
+    if (tls_in_handshake(c) && cause != ERR_BUSY && (op[0] == 'r' || op[0] == 'w')) {
+        tls_failed(c, cause);            /* a read or write ran the handshake: Go's error sticks */
+        e.op = "handshake";
+    }
+    if (cause == ERR_TLS) return errors_fail_tls(L, &e, tls_error_code(c), tls_error_msg(c));
     if (strcmp(op, "dial") == 0) { /* Go: dial errors name the target only */
         e.source = NULL;
         e.addr = dst;
@@ -87,14 +101,26 @@ static int conn_read(lua_State *L) {
     task *t = task_current(L);
     if (!t) return loop_block(L, conn_read, lua_gettop(L));
     if (ctx_ended(L, ctxidx)) return conn_failx(L, c, "read", NULL, ERR_CTX, ctxidx);
-    if (c->h.rd) return conn_fail(L, c, "read", NULL, ERR_BUSY);
+    if (conn_reader_busy(c)) return conn_fail(L, c, "read", NULL, ERR_BUSY);
     return conn_read_k(L, LUA_OK, ctxidx);
+}
+
+/* conn_tls_read_fail: a TLS read's failure (cause from tls_read): EOF is
+ * nil, net.EOF; the rest error objects. */
+static int conn_tls_read_fail(lua_State *L, conn *c, int cause, int ctxidx) {
+    if (cause == ERR_EOF && !tls_in_handshake(c)) {
+        lua_pushnil(L);
+        errors_push_sentinel(L, ERR_EOF);
+        return 2;
+    }
+    return conn_failx(L, c, "read", cause > 0 ? "read" : NULL, cause, ctxidx);
 }
 
 static int conn_read_k(lua_State *L, int status, lua_KContext kctx) {
     conn *c = conn_check(L);
     task *t = task_current(L);
     int ctxidx = (int)kctx;
+    tls_resumed(c, t, TLS_ROLE_READ);
     int cause = task_resume_cause(L, t, status, ctxidx);
     if (cause) return conn_failx(L, c, "read", NULL, cause, ctxidx);
     size_t max = ctxidx == 2 ? CONN_READ_DEFAULT : (size_t)luaL_optinteger(L, 2, CONN_READ_DEFAULT);
@@ -103,6 +129,16 @@ static int conn_read_k(lua_State *L, int status, lua_KContext kctx) {
     for (;;) {
         if (c->h.fd < 0) return conn_fail(L, c, "read", NULL, ERR_CLOSED);
         if (handle_deadline_passed(c->h.rdl)) return conn_fail(L, c, "read", NULL, ERR_TIMEOUT);
+        if (c->tls) {
+            ssize_t n = tls_read(c, lp->rbuf, max, &cause);
+            if (n > 0) {
+                lua_pushlstring(L, lp->rbuf, (size_t)n);
+                return 1;
+            }
+            if (cause != TLS_WANT_IN && cause != TLS_WANT_OUT)
+                return conn_tls_read_fail(L, c, cause, ctxidx);
+            return tls_park(L, c, t, cause, TLS_ROLE_READ, ctxidx, kctx, conn_read_k);
+        }
         ssize_t n = recv(c->h.fd, lp->rbuf, max, 0);
         if (n > 0) {
             lua_pushlstring(L, lp->rbuf, (size_t)n);
@@ -150,14 +186,14 @@ static int conn_read_full(lua_State *L) {
     }
     lua_newuserdatauv(L, n == 0 ? 1 : n < CONN_READ_DEFAULT ? (size_t)n : CONN_READ_DEFAULT, 0);
     if (ctx_ended(L, ctxidx)) return conn_read_full_fail(L, c, NULL, ERR_CTX, 0);
-    if (c->h.rd) return conn_read_full_fail(L, c, NULL, ERR_BUSY, 0);
+    if (conn_reader_busy(c)) return conn_read_full_fail(L, c, NULL, ERR_BUSY, 0);
     return conn_read_full_k(L, LUA_OK, 0);
 }
 
 static int conn_read_full_fail(lua_State *L, conn *c, const char *sys, int cause, size_t got) {
     const char *buf = lua_touserdata(L, 4);
     lua_pushnil(L);
-    if (cause == ERR_EOF) {
+    if (cause == ERR_EOF && !(c->tls && tls_in_handshake(c))) {
         errors_push_sentinel(L, got ? ERR_UNEXPECTED_EOF : ERR_EOF);
     } else {
         conn_failx(L, c, "read", sys, cause, lua_isnil(L, 3) ? 0 : 3);
@@ -174,6 +210,7 @@ static int conn_read_full_k(lua_State *L, int status, lua_KContext kctx) {
     size_t got = (size_t)kctx, n = (size_t)lua_tointeger(L, 2);
     char *buf = lua_touserdata(L, 4);
     size_t cap = lua_rawlen(L, 4);
+    tls_resumed(c, t, TLS_ROLE_READ);
     int cause = task_resume_cause(L, t, status, ctxidx);
     if (cause) return conn_read_full_fail(L, c, NULL, cause, got);
     while (got < n) {
@@ -186,6 +223,17 @@ static int conn_read_full_k(lua_State *L, int status, lua_KContext kctx) {
             lua_replace(L, 4);
             buf = nbuf;
             cap = ncap;
+        }
+        if (c->tls) {
+            ssize_t r = tls_read(c, buf + got, cap - got, &cause);
+            if (r > 0) {
+                got += (size_t)r;
+                continue;
+            }
+            if (cause != TLS_WANT_IN && cause != TLS_WANT_OUT)
+                return conn_read_full_fail(L, c, cause > 0 ? "read" : NULL, cause, got);
+            return tls_park(L, c, t, cause, TLS_ROLE_READ, ctxidx, (lua_KContext)got,
+                            conn_read_full_k);
         }
         ssize_t r = recv(c->h.fd, buf + got, cap - got, 0);
         if (r > 0) {
@@ -289,13 +337,30 @@ static int conn_write_k(lua_State *L, int status, lua_KContext kctx) {
     size_t from, to, done = (size_t)kctx;
     const char *s = conn_write_range(L, &from, &to);
     int held = status == LUA_YIELD;      /* we parked before: we hold the lock */
+    tls_resumed(c, t, TLS_ROLE_WRITE);
     int cause = task_resume_cause(L, t, status, ctxidx);
     int r = 0;
     size_t len = to - from;
+    if (cause && held && c->tls) tls_gave_up(c, cause);
     while (!cause) {
         if (c->h.fd < 0) { cause = ERR_CLOSED; break; }
         if (handle_deadline_passed(c->h.wrl)) { cause = ERR_TIMEOUT; break; }
         if (done >= len) break;
+        if (c->tls) {
+            int why;
+            ssize_t n = tls_write(c, s + from + done, len - done, &why);
+            if (n > 0) {
+                done += (size_t)n;
+                continue;
+            }
+            if (why != TLS_WANT_IN && why != TLS_WANT_OUT) {
+                r = why;                 /* an errno or an ERR_* cause */
+                break;
+            }
+            c->wlocked = 1;
+            return tls_park(L, c, t, why, TLS_ROLE_WRITE, ctxidx, (lua_KContext)done,
+                            conn_write_k);
+        }
         ssize_t n = send(c->h.fd, s + from + done, len - done, MSG_NOSIGNAL);
         if (n >= 0) {
             done += (size_t)n;
@@ -402,10 +467,12 @@ static int conn_ok(lua_State *L) {
     return 1;
 }
 
-/* conn:close() -> true | nil, ErrClosed: wakes parked readers/writers. */
+/* conn:close() -> true | nil, ErrClosed: wakes parked readers/writers; a
+ * TLS conn first sends close_notify if it can without waiting. */
 static int conn_close(lua_State *L) {
     conn *c = conn_check(L);
     waitq_wake_all(&c->wq, WAKE_CLOSED);
+    if (c->tls && c->h.fd >= 0) tls_close(c);
     if (handle_close(&c->h) < 0) return conn_fail(L, c, "close", NULL, ERR_CLOSED);
     return conn_ok(L);
 }
@@ -413,7 +480,9 @@ static int conn_close(lua_State *L) {
 static int conn_gc(lua_State *L) {
     conn *c = conn_check(L);
     waitq_wake_all(&c->wq, WAKE_CLOSED);
+    if (c->tls && c->h.fd >= 0) tls_close(c);
     handle_close(&c->h);
+    if (c->tls) tls_free(c);
     return 0;
 }
 
@@ -426,8 +495,12 @@ static int conn_shutdown(lua_State *L, int how) {
 
 /* conn:close_read() -> true | nil, err: shut the reading half. */
 static int conn_close_read(lua_State *L) { return conn_shutdown(L, SHUT_RD); }
-/* conn:close_write() -> true | nil, err: send FIN; reading goes on. */
-static int conn_close_write(lua_State *L) { return conn_shutdown(L, SHUT_WR); }
+/* conn:close_write() -> true | nil, err: send FIN (on a TLS conn:
+ * close_notify, and no FIN, as Go's); reading goes on. */
+static int conn_close_write(lua_State *L) {
+    if (conn_check(L)->tls) return tls_close_write(L);
+    return conn_shutdown(L, SHUT_WR);
+}
 
 /* ---- addresses, deadlines, options ----------------------------------- */
 
@@ -449,6 +522,7 @@ static int conn_deadline(lua_State *L, int rd, int wr) {
     if (c->h.fd < 0) return conn_fail(L, c, "set", NULL, ERR_CLOSED);
     handle_set_deadline(&c->h, rd, wr, t);
     if (wr) waitq_set_deadline(&c->wq, t);
+    if (c->tls) tls_set_deadline(c, rd, wr, t);
     return conn_ok(L);
 }
 
@@ -527,8 +601,12 @@ static int conn_tostring(lua_State *L) {
     char src[ADDR_STRLEN], dst[ADDR_STRLEN];
     sock_format(&c->la, c->llen, src);
     sock_format(&c->ra, c->rlen, dst);
-    lua_pushfstring(L, "conn %s %s->%s%s", sock_netnames[c->net], src, dst,
-                    c->h.fd < 0 ? " (closed)" : "");
+    if (c->tls)
+        lua_pushfstring(L, "tls conn %s %s->%s (%s)", sock_netnames[c->net], src, dst,
+                        c->h.fd < 0 ? "closed" : tls_tostring_state(c));
+    else
+        lua_pushfstring(L, "conn %s %s->%s%s", sock_netnames[c->net], src, dst,
+                        c->h.fd < 0 ? " (closed)" : "");
     return 1;
 }
 
@@ -594,10 +672,19 @@ static const luaL_Reg conn_funcs[] = {
     {NULL, NULL}
 };
 
+void conn_register_class(lua_State *L, const char *mt, const luaL_Reg *extra) {
+    class_register(L, mt, conn_meta, conn_methods);
+    if (!extra) return;
+    luaL_getmetatable(L, mt);
+    lua_getfield(L, -1, "__index");
+    luaL_setfuncs(L, extra, 0);
+    lua_pop(L, 2);                               /* pop methods, metatable */
+}
+
 /* conn_open: register CONN_MT and add the conn constructors to the table
  * on top of the stack. */
 int conn_open(lua_State *L) {
-    class_register(L, CONN_MT, conn_meta, conn_methods);
+    conn_register_class(L, CONN_MT, NULL);
     luaL_setfuncs(L, conn_funcs, 0);
     return 0;
 }

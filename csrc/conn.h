@@ -3,14 +3,18 @@
 #define CORONET_CONN_H
 
 #include <sys/socket.h>
+#include "lauxlib.h"
 #include "loop.h"
 
 #define CONN_MT "coronet.conn"
 
 /* conn: a stream socket. Addresses are kept from creation so they still
  * render in errors and local_addr()/remote_addr() after close. */
+struct tls_state;
+
 typedef struct conn {
     handle h;
+    struct tls_state *tls; /* the TLS byte layer (tls.c), or NULL: plain bytes */
     uint8_t net;          /* NET_* */
     uint8_t wlocked;      /* a write is in progress across parks */
     waitq wq;             /* writers queued behind it, FIFO */
@@ -31,6 +35,17 @@ int conn_attach(lua_State *L, conn *c, int fd, const struct sockaddr_storage *pe
  * the first queued writer. For anything that writes to a conn across
  * parks outside conn_write (io.copy), after setting c->wlocked itself. */
 void conn_write_unlock(conn *c);
+
+/* conn_check: the conn (plain or TLS) at idx, or raise. */
+conn *conn_check_at(lua_State *L, int idx);
+
+/* conn_register_class: register metatable mt with every conn method and
+ * metamethod plus extra (may be NULL): a TLS conn is a conn. */
+void conn_register_class(lua_State *L, const char *mt, const luaL_Reg *extra);
+
+/* conn_fail: push nil and an error for op on c (source and addr from c);
+ * ctxidx locates the net.context an ERR_CTX cause wraps. Returns 2. */
+int conn_failx(lua_State *L, conn *c, const char *op, const char *sys, int cause, int ctxidx);
 
 int conn_open(lua_State *L);
 

@@ -10,6 +10,7 @@
 #include "modules.h"
 #include "packet.h"
 #include "sock.h"
+#include "tls.h"
 
 /* A write to a reset peer must be an error, never a SIGPIPE death; only
  * the default disposition is replaced, a handler the host set is kept. */
@@ -29,6 +30,7 @@ int luaopen_coronet_core(lua_State *L) {
     errors_open(L);
     sock_open_lib(L);
     conn_open(L);
+    tls_open(L);
     listener_open(L);
     packet_open(L);
     bufio_open(L);

@@ -62,7 +62,21 @@ static void errors_push_errno(lua_State *L, int e) {
     lua_call(L, 3, 1);
 }
 
-void errors_push(lua_State *L, const operr *e, int cause) {
+/* A leaf cause with its own code and message (a TLS failure), shaped like
+ * the sentinels: {code, msg, timeout = false} with the error metatable. */
+static void errors_push_coded(lua_State *L, const char *code, const char *msg) {
+    lua_createtable(L, 0, 3);
+    errors_setfield(L, "code", code ? code : "tls");
+    errors_setfield(L, "msg", msg ? msg : "tls: error");
+    lua_pushboolean(L, 0);
+    lua_setfield(L, -2, "timeout");
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &ERRMT_KEY);
+    lua_setmetatable(L, -2);
+}
+
+/* errors_push_with: errors_push, with the code and message of an ERR_TLS cause. */
+static void errors_push_with(lua_State *L, const operr *e, int cause, const char *tls_code,
+                             const char *tls_msg) {
     lua_createtable(L, 0, 10);
     errors_setfield(L, "op", e->op);
     errors_setfield(L, "net", e->net);
@@ -77,6 +91,7 @@ void errors_push(lua_State *L, const operr *e, int cause) {
     } else {
         errors_setfield(L, "detail", e->detail);
         if (cause == ERR_CTX) ctx_push_err(L, e->ctxidx);
+        else if (cause == ERR_TLS) errors_push_coded(L, tls_code, tls_msg);
         else errors_push_sentinel(L, cause);
         lua_pushboolean(L, cause == ERR_TIMEOUT);
         if (lua_istable(L, -2)) {                /* a ctx's deadline is a timeout too */
@@ -93,6 +108,16 @@ void errors_push(lua_State *L, const operr *e, int cause) {
     lua_setfield(L, -2, "err");
     lua_rawgetp(L, LUA_REGISTRYINDEX, &ERRMT_KEY);
     lua_setmetatable(L, -2);
+}
+
+void errors_push(lua_State *L, const operr *e, int cause) {
+    errors_push_with(L, e, cause, NULL, NULL);
+}
+
+int errors_fail_tls(lua_State *L, const operr *e, const char *code, const char *msg) {
+    lua_pushnil(L);
+    errors_push_with(L, e, ERR_TLS, code, msg);
+    return 2;
 }
 
 int errors_fail(lua_State *L, const operr *e, int cause) {

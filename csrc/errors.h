@@ -14,7 +14,8 @@ enum {
     ERR_UNEXPECTED_EOF = -5, /* net.ErrUnexpectedEOF */
     ERR_BUSY = -6,       /* net.errors.ErrBusy: a second concurrent reader or writer */
     ERR_BADADDR = -7,    /* net.errors.ErrBadAddr: malformed address */
-    ERR_CTX = -8         /* the net.context at operr.ctxidx ended: its err() */
+    ERR_CTX = -8,        /* the net.context at operr.ctxidx ended: its err() */
+    ERR_TLS = -9         /* a TLS failure: see errors_fail_tls */
 };
 
 /* operr: what an operation failed on; NULL fields are left out. */
@@ -33,6 +34,10 @@ void errors_push(lua_State *L, const operr *e, int cause);
 
 /* errors_fail: push nil and the error; returns 2 (a C function's result). */
 int errors_fail(lua_State *L, const operr *e, int cause);
+
+/* errors_fail_tls: push nil and an error for e whose cause is a TLS
+ * failure with its own stable code and message; returns 2. */
+int errors_fail_tls(lua_State *L, const operr *e, const char *code, const char *msg);
 
 /* errors_push_sentinel: push the sentinel for an ERR_* cause. */
 void errors_push_sentinel(lua_State *L, int cause);

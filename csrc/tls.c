@@ -1,0 +1,799 @@
+/* tls.c - the TLS byte layer of a conn (OpenSSL 3.0): an SSL over the
+ * conn's socket through a BIO of our own (send with MSG_NOSIGNAL, so a reset
+ * peer never raises SIGPIPE), the handshake, reads and writes that park on
+ * whatever readiness OpenSSL asks for, errors Go users recognise, and
+ * connection_state(). conn.c keeps deadlines, locks, ctx and close: a TLS
+ * conn is a conn whose bytes go through here. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+#include "lauxlib.h"
+#include "errors.h"
+#include "sock.h"
+#include "tls.h"
+#include "tls_config.h"
+
+/* tls_state: a conn's TLS layer; freed by tls_free (the conn's __gc). */
+typedef struct tls_state {
+    SSL *ssl;            /* NULL once closed */
+    int fd;              /* the conn's socket (the BIO's) */
+    int sys_errno;       /* errno of the BIO's last failed syscall, 0 when none */
+    int sticky_rd;       /* a read outcome that repeats (EOF, reset, ...); 0 none */
+    int sticky_wr;       /* a write failure that repeats; 0 none */
+    int hs_cause;        /* the handshake's failure, which every call repeats; 0 none */
+    long verr;           /* the first certificate verification error seen */
+    waitq xq;            /* tasks waiting until the holder of a slot they need has run */
+    uint8_t server, hs_done, eof_seen, reading, shut_sent, fatal;
+    char *name;          /* client: the server name verified and sent (SNI) */
+    char code[40];       /* the last ERR_TLS failure: stable code ... */
+    char msg[384];       /* ... and message */
+} tls_state;
+
+/* ---- the BIO: plain syscalls on the conn's non-blocking socket ------- */
+
+static BIO_METHOD *tls_bio_meth;
+
+static int tls_bio_write(BIO *b, const char *buf, int len) {
+    tls_state *s = BIO_get_data(b);
+    ssize_t n;
+    BIO_clear_retry_flags(b);
+    do n = send(s->fd, buf, (size_t)len, MSG_NOSIGNAL);
+    while (n < 0 && errno == EINTR);
+    if (n >= 0) return (int)n;
+    if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_write(b);
+    else s->sys_errno = errno;
+    return -1;
+}
+
+static int tls_bio_read(BIO *b, char *buf, int len) {
+    tls_state *s = BIO_get_data(b);
+    ssize_t n;
+    BIO_clear_retry_flags(b);
+    do n = recv(s->fd, buf, (size_t)len, 0);
+    while (n < 0 && errno == EINTR);
+    if (n > 0) return (int)n;
+    if (n == 0) {
+        s->eof_seen = 1;
+        return 0;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_read(b);
+    else s->sys_errno = errno;
+    return -1;
+}
+
+/* OpenSSL asks FLUSH after each flight and EOF to tell a peer's FIN from
+ * a failure: without them a FIN reads as SYSCALL with errno 0. */
+static long tls_bio_ctrl(BIO *b, int cmd, long num, void *ptr) {
+    (void)num, (void)ptr;
+    tls_state *s = BIO_get_data(b);
+    switch (cmd) {
+    case BIO_CTRL_FLUSH: return 1;
+    case BIO_CTRL_EOF: return s && s->eof_seen;
+    default: return 0;
+    }
+}
+
+static BIO_METHOD *tls_bio_method(void) {
+    if (!tls_bio_meth) {
+        BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "coronet socket");
+        if (!m) return NULL;
+        BIO_meth_set_write(m, tls_bio_write);
+        BIO_meth_set_read(m, tls_bio_read);
+        BIO_meth_set_ctrl(m, tls_bio_ctrl);
+        tls_bio_meth = m;
+    }
+    return tls_bio_meth;
+}
+
+/* ---- errors ---------------------------------------------------------- */
+
+static int tls_set_error(tls_state *s, const char *code, const char *fmt, ...) {
+    va_list ap;
+    snprintf(s->code, sizeof s->code, "%s", code);
+    va_start(ap, fmt);
+    vsnprintf(s->msg, sizeof s->msg, fmt, ap);
+    va_end(ap);
+    return ERR_TLS;
+}
+
+/* RFC 8446 alert names, for error codes ("alert_" .. name). */
+static const char *tls_alert_name(int a) {
+    static const struct { int n; const char *name; } alerts[] = {
+        {0, "close_notify"}, {10, "unexpected_message"}, {20, "bad_record_mac"},
+        {22, "record_overflow"}, {40, "handshake_failure"}, {42, "bad_certificate"},
+        {43, "unsupported_certificate"}, {44, "certificate_revoked"},
+        {45, "certificate_expired"}, {46, "certificate_unknown"}, {47, "illegal_parameter"},
+        {48, "unknown_ca"}, {49, "access_denied"}, {50, "decode_error"},
+        {51, "decrypt_error"}, {70, "protocol_version"}, {71, "insufficient_security"},
+        {80, "internal_error"}, {86, "inappropriate_fallback"}, {90, "user_canceled"},
+        {109, "missing_extension"}, {110, "unsupported_extension"},
+        {112, "unrecognized_name"}, {113, "bad_certificate_status_response"},
+        {115, "unknown_psk_identity"}, {116, "certificate_required"},
+        {120, "no_application_protocol"}};
+    for (size_t i = 0; i < sizeof alerts / sizeof alerts[0]; i++)
+        if (alerts[i].n == a) return alerts[i].name;
+    return "unknown";
+}
+
+/* A failed verification as Go words it, with OpenSSL's text beside it. The
+ * verify callback left the certificate's names in s->msg for a mismatch. */
+static int tls_verify_error(tls_state *s) {
+    long v = s->verr ? s->verr : SSL_get_verify_result(s->ssl);
+    const char *text = X509_verify_cert_error_string(v);
+    char names[sizeof s->msg];
+    snprintf(names, sizeof names, "%s", s->msg);
+    const char *pre = "tls: failed to verify certificate: x509:";
+    switch (v) {
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+    case X509_V_ERR_IP_ADDRESS_MISMATCH:
+        if (!names[0])
+            return tls_set_error(s, "certificate_hostname_mismatch",
+                                 "%s certificate is not valid for any names, but wanted to match %s (%s)",
+                                 pre, s->name ? s->name : "?", text);
+        return tls_set_error(s, "certificate_hostname_mismatch",
+                             "%s certificate is valid for %s, not %s (%s)", pre, names,
+                             s->name ? s->name : "?", text);
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+        return tls_set_error(s, "certificate_expired", "%s certificate has expired (%s)", pre, text);
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+        return tls_set_error(s, "certificate_not_yet_valid", "%s certificate is not yet valid (%s)",
+                             pre, text);
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+        return tls_set_error(s, "certificate_unknown_authority",
+                             "%s certificate signed by unknown authority (%s)", pre, text);
+    default:
+        return tls_set_error(s, "certificate_invalid", "%s %s", pre, text);
+    }
+}
+
+/* An SSL_ERROR_SSL failure: the first error in OpenSSL's queue, mapped to
+ * a cause (ERR_EOF/ERR_UNEXPECTED_EOF for a FIN without close_notify). */
+static int tls_queue_error(tls_state *s) {
+    unsigned long err = ERR_peek_error();
+    int reason = ERR_GET_REASON(err);
+    const char *why = ERR_reason_error_string(err);
+    int cause;
+    if (reason == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+        /* Go: a FIN at a record boundary is EOF, inside a record it is not */
+        cause = SSL_has_pending(s->ssl) ? ERR_UNEXPECTED_EOF : ERR_EOF;
+    } else if (reason == SSL_R_CERTIFICATE_VERIFY_FAILED) {
+        cause = tls_verify_error(s);
+    } else if (reason >= SSL_AD_REASON_OFFSET && reason < SSL_AD_REASON_OFFSET + 256) {
+        const char *name = tls_alert_name(reason - SSL_AD_REASON_OFFSET);
+        char words[40];
+        snprintf(words, sizeof words, "%s", name);
+        for (char *p = words; *p; p++) if (*p == '_') *p = ' ';
+        char code[40];
+        snprintf(code, sizeof code, "alert_%s", name);
+        cause = tls_set_error(s, code, "tls: remote error: tls: %s", words);
+    } else if (reason == SSL_R_HTTP_REQUEST || reason == SSL_R_HTTPS_PROXY_REQUEST) {
+        cause = tls_set_error(s, "tls_http_request",
+                              "tls: first record does not look like a TLS handshake (plain HTTP)");
+    } else if (reason == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
+        cause = tls_set_error(s, "certificate_required", "tls: client didn't provide a certificate");
+    } else if (reason == SSL_R_UNSUPPORTED_PROTOCOL || reason == SSL_R_NO_PROTOCOLS_AVAILABLE) {
+        cause = tls_set_error(s, "protocol_version", "tls: no mutually supported protocol version (%s)",
+                              why ? why : "unsupported protocol");
+    } else {
+        cause = tls_set_error(s, "tls", "tls: %s", why ? why : "error");
+    }
+    ERR_clear_error();
+    return cause;
+}
+
+/* The cause of a failed SSL call (ret its return value): TLS_WANT_* to
+ * wait, or a failure (which makes the SSL unusable: s->fatal). */
+static int tls_cause(tls_state *s, int ret) {
+    switch (SSL_get_error(s->ssl, ret)) {
+    case SSL_ERROR_WANT_READ: return TLS_WANT_IN;
+    case SSL_ERROR_WANT_WRITE: return TLS_WANT_OUT;
+    case SSL_ERROR_ZERO_RETURN: return ERR_EOF;          /* close_notify */
+    case SSL_ERROR_SYSCALL:
+        s->fatal = 1;
+        ERR_clear_error();
+        if (s->sys_errno) return s->sys_errno;            /* ECONNRESET, EPIPE, ... */
+        return s->eof_seen ? ERR_UNEXPECTED_EOF : EIO;
+    default:
+        s->fatal = 1;
+        return tls_queue_error(s);
+    }
+}
+
+/* Record the first verification failure, and for a name mismatch the
+ * names the certificate is valid for (read back by tls_verify_error). */
+static int tls_verify_cb(int ok, X509_STORE_CTX *xs) {
+    SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
+    tls_state *s = ssl ? SSL_get_app_data(ssl) : NULL;
+    if (!s) return ok;
+    int err = X509_STORE_CTX_get_error(xs);
+    if (!ok && !s->verr) {
+        s->verr = err;
+        s->msg[0] = 0;
+        if (err == X509_V_ERR_HOSTNAME_MISMATCH || err == X509_V_ERR_IP_ADDRESS_MISMATCH) {
+            X509 *x = X509_STORE_CTX_get_current_cert(xs);
+            GENERAL_NAMES *gens = x ? X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL) : NULL;
+            size_t used = 0;
+            for (int i = 0; gens && i < sk_GENERAL_NAME_num(gens); i++) {
+                GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+                char ipbuf[INET6_ADDRSTRLEN];
+                const char *n = NULL;
+                if (g->type == GEN_DNS) n = (const char *)ASN1_STRING_get0_data(g->d.dNSName);
+                else if (g->type == GEN_IPADD && g->d.iPAddress->length == 4)
+                    n = inet_ntop(AF_INET, g->d.iPAddress->data, ipbuf, sizeof ipbuf);
+                else if (g->type == GEN_IPADD && g->d.iPAddress->length == 16)
+                    n = inet_ntop(AF_INET6, g->d.iPAddress->data, ipbuf, sizeof ipbuf);
+                if (n && used < sizeof s->msg)
+                    used += (size_t)snprintf(s->msg + used, sizeof s->msg - used, "%s%s",
+                                             used ? ", " : "", n);
+            }
+            GENERAL_NAMES_free(gens);
+        }
+    }
+    if (s->server) {                 /* client_auth request/require: any cert will do */
+        tls_ctxdata *d = tlscfg_data(SSL_get_SSL_CTX(ssl));
+        if (d && (d->client_auth == TLS_AUTH_REQUEST || d->client_auth == TLS_AUTH_REQUIRE)) return 1;
+    }
+    return ok;
+}
+
+/* ---- the byte layer conn.c calls ------------------------------------- */
+
+static tls_state *tls_of(const conn *c) {
+    return c->tls;
+}
+
+int tls_in_handshake(const conn *c) {
+    return c->tls && !c->tls->hs_done;
+}
+
+int tls_reader_busy(const conn *c) {
+    return c->tls->reading;
+}
+
+const char *tls_error_code(const conn *c) {
+    return c->tls ? c->tls->code : "tls";
+}
+
+const char *tls_error_msg(const conn *c) {
+    return c->tls ? c->tls->msg : "tls: error";
+}
+
+void tls_failed(conn *c, int cause) {
+    tls_state *s = tls_of(c);
+    if (s && !s->hs_done && !s->hs_cause) s->hs_cause = cause == ERR_CTX ? ERR_CANCELED : cause;
+}
+
+void tls_gave_up(conn *c, int cause) {
+    tls_state *s = tls_of(c);
+    if (s && !s->sticky_wr && cause != ERR_CLOSED)
+        s->sticky_wr = cause == ERR_CTX ? ERR_CANCELED : cause;
+}
+
+/* One step of the handshake: 0 when it is complete, else -1 and *cause. */
+static int tls_handshake_step(tls_state *s, int *cause) {
+    s->sys_errno = 0;
+    ERR_clear_error();
+    int r = SSL_do_handshake(s->ssl);
+    if (r == 1) {
+        s->hs_done = 1;
+        return 0;
+    }
+    *cause = tls_cause(s, r);
+    return -1;
+}
+
+/* Before any step: a failure that repeats, or the handshake to run. */
+static int tls_ready(tls_state *s, int sticky, int *cause) {
+    if (!s->ssl) *cause = ERR_CLOSED;
+    else if (s->hs_cause) *cause = s->hs_cause;
+    else if (sticky) *cause = sticky;
+    else if (!s->hs_done && tls_handshake_step(s, cause) < 0) return -1;
+    else return 0;
+    return -1;
+}
+
+ssize_t tls_read(conn *c, char *buf, size_t len, int *cause) {
+    tls_state *s = tls_of(c);
+    size_t n = 0, got = 0;
+    if (tls_ready(s, s->sticky_rd, cause) < 0) return -1;
+    if (len > INT_MAX) len = INT_MAX;
+    s->sys_errno = 0;
+    ERR_clear_error();
+    if (SSL_read_ex(s->ssl, buf, len, &n) != 1) {
+        *cause = tls_cause(s, 0);
+        if (*cause != TLS_WANT_IN && *cause != TLS_WANT_OUT) s->sticky_rd = *cause;
+        return -1;
+    }
+    /* More whole records already read ahead: hand them over in one string. */
+    for (got = n; got < len && SSL_has_pending(s->ssl); got += n) {
+        s->sys_errno = 0;
+        ERR_clear_error();
+        if (SSL_read_ex(s->ssl, buf + got, len - got, &n) != 1) {
+            int e = tls_cause(s, 0);
+            if (e != TLS_WANT_IN && e != TLS_WANT_OUT) s->sticky_rd = e; /* next call reports it */
+            break;
+        }
+    }
+    return (ssize_t)got;
+}
+
+ssize_t tls_write(conn *c, const char *buf, size_t len, int *cause) {
+    tls_state *s = tls_of(c);
+    size_t n = 0;
+    if (s->ssl && s->shut_sent && !s->sticky_wr) {
+        *cause = tls_set_error(s, "shutdown", "tls: protocol is shutdown (close_write was called)");
+        return -1;
+    }
+    if (tls_ready(s, s->sticky_wr, cause) < 0) return -1;
+    if (len > INT_MAX) len = INT_MAX;
+    s->sys_errno = 0;
+    ERR_clear_error();
+    if (SSL_write_ex(s->ssl, buf, len, &n) == 1) return (ssize_t)n;
+    *cause = tls_cause(s, 0);
+    if (*cause != TLS_WANT_IN && *cause != TLS_WANT_OUT) s->sticky_wr = *cause;
+    return -1;
+}
+
+int tls_park(lua_State *L, conn *c, task *t, int want, int role, int ctxidx,
+             lua_KContext kctx, lua_KFunction k) {
+    tls_state *s = tls_of(c);
+    task **slot = want == TLS_WANT_IN ? &c->h.rd : &c->h.wr;
+    int in = role == TLS_ROLE_READ || (role == TLS_ROLE_HANDSHAKE && want == TLS_WANT_IN);
+    if (!lua_isyieldable(L)) return task_park(L, t, NULL, 0, PARK_OTHER, kctx, k); /* raises */
+    if (role == TLS_ROLE_READ) s->reading = 1;
+    if (*slot && *slot != t) {           /* the other role waits there: run after it */
+        waitq_push(&s->xq, t);
+        slot = NULL;
+    }
+    return task_park_ctx(L, t, slot, in ? c->h.rdl : c->h.wrl, in ? PARK_READ : PARK_WRITE,
+                         ctxidx, kctx, k);
+}
+
+void tls_resumed(conn *c, task *t, int role) {
+    tls_state *s = tls_of(c);
+    if (!s) return;
+    if (role == TLS_ROLE_READ) s->reading = 0;
+    if (t->slot) waitq_wake_all(&s->xq, WAKE_READY);  /* the slot's holder runs first */
+    else waitq_remove(&s->xq, t);
+}
+
+void tls_set_deadline(conn *c, int rd, int wr, double t) {
+    for (task *w = c->tls->xq.head; w; w = w->qnext)
+        if ((rd && w->kind == PARK_READ) || (wr && w->kind == PARK_WRITE)) task_set_deadline(w, t);
+}
+
+void tls_close(conn *c) {
+    tls_state *s = tls_of(c);
+    waitq_wake_all(&s->xq, WAKE_CLOSED);
+    if (!s->ssl) return;
+    if (s->hs_done && !s->fatal && !s->shut_sent && !s->sticky_wr && !c->wlocked) {
+        ERR_clear_error();
+        SSL_shutdown(s->ssl);            /* close_notify if the socket takes it now */
+    }
+    ERR_clear_error();
+    SSL_free(s->ssl);                    /* frees the BIO too */
+    s->ssl = NULL;
+}
+
+void tls_free(conn *c) {
+    tls_state *s = tls_of(c);
+    if (s->ssl) SSL_free(s->ssl);
+    free(s->name);
+    free(s);
+    c->tls = NULL;
+}
+
+const char *tls_tostring_state(const conn *c) {
+    tls_state *s = tls_of(c);
+    if (!s->ssl) return "closed";
+    if (s->hs_cause) return "handshake failed";
+    return s->hs_done ? SSL_get_version(s->ssl) : "handshake pending";
+}
+
+/* ---- Lua methods ----------------------------------------------------- */
+
+/* The TLS conn at 1 (raises for anything else). */
+static conn *tls_check(lua_State *L) {
+    return luaL_checkudata(L, 1, TLSCONN_MT);
+}
+
+static int tls_handshake_k(lua_State *L, int status, lua_KContext kctx);
+
+/* conn:handshake([ctx]) -> true | nil, err: run the handshake now (reads
+ * and writes run it themselves otherwise), bounded by the conn's deadlines
+ * and ctx. A failure sticks: later calls return it again. */
+static int tls_handshake(lua_State *L) {
+    conn *c = tls_check(L);
+    task *t = task_current(L);
+    if (!t) return loop_block(L, tls_handshake, lua_gettop(L));
+    int ctxidx = ctx_find(L, 2);
+    if (ctx_ended(L, ctxidx)) return conn_failx(L, c, "handshake", NULL, ERR_CTX, ctxidx);
+    return tls_handshake_k(L, LUA_OK, ctxidx);
+}
+
+static int tls_handshake_k(lua_State *L, int status, lua_KContext kctx) {
+    conn *c = tls_check(L);
+    task *t = task_current(L);
+    int ctxidx = (int)kctx;
+    tls_resumed(c, t, TLS_ROLE_HANDSHAKE);
+    int cause = task_resume_cause(L, t, status, ctxidx);
+    while (!cause) {
+        tls_state *s = tls_of(c);
+        if (c->h.fd < 0 || !s || !s->ssl) {
+            cause = ERR_CLOSED;
+            break;
+        }
+        if (s->hs_done) {
+            lua_pushboolean(L, 1);
+            return 1;
+        }
+        if (tls_ready(s, 0, &cause) == 0) continue;  /* complete: loop once more */
+        if (cause != TLS_WANT_IN && cause != TLS_WANT_OUT) break;
+        if (handle_deadline_passed(cause == TLS_WANT_IN ? c->h.rdl : c->h.wrl)) {
+            cause = ERR_TIMEOUT;
+            break;
+        }
+        return tls_park(L, c, t, cause, TLS_ROLE_HANDSHAKE, ctxidx, kctx, tls_handshake_k);
+    }
+    if (c->tls) tls_failed(c, cause);
+    return conn_failx(L, c, "handshake", cause > 0 ? "read" : NULL, cause, ctxidx);
+}
+
+static int tls_close_write_k(lua_State *L, int status, lua_KContext kctx);
+
+int tls_close_write(lua_State *L) {
+    conn *c = tls_check(L);
+    tls_state *s = tls_of(c);
+    if (c->h.fd < 0 || !s || !s->ssl) return conn_failx(L, c, "close", NULL, ERR_CLOSED, 0);
+    if (!s->hs_done) {
+        tls_set_error(s, "handshake_incomplete", "tls: close_write called before the handshake completed");
+        return conn_failx(L, c, "close", NULL, ERR_TLS, 0);
+    }
+    if (c->wlocked) return conn_failx(L, c, "close", NULL, ERR_BUSY, 0);
+    if (s->shut_sent) {
+        lua_pushboolean(L, 1);
+        return 1;
+    }
+    if (!task_current(L)) return loop_block(L, tls_close_write, lua_gettop(L));
+    return tls_close_write_k(L, LUA_OK, 0);
+}
+
+/* Send close_notify; a full socket buffer parks us (write lock held) until
+ * OpenSSL has flushed the alert, bounded by the write deadline. */
+static int tls_close_write_k(lua_State *L, int status, lua_KContext kctx) {
+    conn *c = tls_check(L);
+    task *t = task_current(L);
+    tls_resumed(c, t, TLS_ROLE_WRITE);
+    int cause = task_resume_cause(L, t, status, 0);
+    tls_state *s = tls_of(c);
+    if (!cause && (c->h.fd < 0 || !s || !s->ssl)) cause = ERR_CLOSED;
+    if (!cause) {
+        s->sys_errno = 0;
+        ERR_clear_error();
+        int r = SSL_shutdown(s->ssl);
+        if (r >= 0) {
+            s->shut_sent = 1;
+            if (status == LUA_YIELD) conn_write_unlock(c);
+            lua_pushboolean(L, 1);
+            return 1;
+        }
+        cause = tls_cause(s, r);
+        if (cause == TLS_WANT_OUT || cause == TLS_WANT_IN) {
+            c->wlocked = 1;
+            return tls_park(L, c, t, cause, TLS_ROLE_WRITE, 0, kctx, tls_close_write_k);
+        }
+    }
+    if (status == LUA_YIELD) conn_write_unlock(c);
+    return conn_failx(L, c, "close", cause > 0 ? "write" : NULL, cause, 0);
+}
+
+/* Push a certificate's names in RFC 2253 form ("CN=a.test,O=x"). */
+static void tls_push_name(lua_State *L, X509_NAME *n) {
+    BIO *b = BIO_new(BIO_s_mem());
+    char *p = NULL;
+    long len = 0;
+    if (b && X509_NAME_print_ex(b, n, 0, XN_FLAG_RFC2253) >= 0) len = BIO_get_mem_data(b, &p);
+    lua_pushlstring(L, p ? p : "", p ? (size_t)len : 0);
+    BIO_free(b);
+}
+
+static void tls_push_time(lua_State *L, const ASN1_TIME *t) {
+    struct tm tm;
+    if (t && ASN1_TIME_to_tm(t, &tm) == 1) lua_pushinteger(L, (lua_Integer)timegm(&tm));
+    else lua_pushnil(L);
+}
+
+static void tls_push_hex(lua_State *L, const unsigned char *p, size_t n) {
+    static const char digits[] = "0123456789abcdef";
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (size_t i = 0; i < n; i++) {
+        luaL_addchar(&b, digits[p[i] >> 4]);
+        luaL_addchar(&b, digits[p[i] & 15]);
+    }
+    luaL_pushresult(&b);
+}
+
+/* {subject, issuer, sans = {names and IPs}, not_before, not_after (Unix
+ * seconds), serial (hex), sha256 (hex of the DER)} for one certificate. */
+static void tls_push_cert(lua_State *L, X509 *x) {
+    lua_createtable(L, 0, 7);
+    tls_push_name(L, X509_get_subject_name(x));
+    lua_setfield(L, -2, "subject");
+    tls_push_name(L, X509_get_issuer_name(x));
+    lua_setfield(L, -2, "issuer");
+    lua_newtable(L);
+    GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
+    for (int i = 0, k = 1; gens && i < sk_GENERAL_NAME_num(gens); i++) {
+        GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+        char buf[INET6_ADDRSTRLEN];
+        if (g->type == GEN_DNS) {
+            lua_pushlstring(L, (const char *)ASN1_STRING_get0_data(g->d.dNSName),
+                            (size_t)ASN1_STRING_length(g->d.dNSName));
+        } else if (g->type == GEN_IPADD && (g->d.iPAddress->length == 4 || g->d.iPAddress->length == 16)) {
+            inet_ntop(g->d.iPAddress->length == 4 ? AF_INET : AF_INET6, g->d.iPAddress->data, buf, sizeof buf);
+            lua_pushstring(L, buf);
+        } else {
+            continue;
+        }
+        lua_rawseti(L, -2, k++);
+    }
+    GENERAL_NAMES_free(gens);
+    lua_setfield(L, -2, "sans");
+    tls_push_time(L, X509_get0_notBefore(x));
+    lua_setfield(L, -2, "not_before");
+    tls_push_time(L, X509_get0_notAfter(x));
+    lua_setfield(L, -2, "not_after");
+    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
+    char *hex = bn ? BN_bn2hex(bn) : NULL;
+    lua_pushstring(L, hex ? hex : "");
+    lua_setfield(L, -2, "serial");
+    OPENSSL_free(hex);
+    BN_free(bn);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    if (X509_digest(x, EVP_sha256(), md, &mdlen) == 1) {
+        tls_push_hex(L, md, mdlen);
+        lua_setfield(L, -2, "sha256");
+    }
+}
+
+/* The peer's chain, leaf first (a server's OpenSSL chain omits the leaf). */
+static void tls_push_peer_chain(lua_State *L, SSL *ssl) {
+    STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
+    X509 *leaf = SSL_get0_peer_certificate(ssl);
+    int k = 1;
+    lua_newtable(L);
+    if (leaf && (!chain || !sk_X509_num(chain) || X509_cmp(sk_X509_value(chain, 0), leaf) != 0)) {
+        tls_push_cert(L, leaf);
+        lua_rawseti(L, -2, k++);
+    }
+    for (int i = 0; chain && i < sk_X509_num(chain); i++) {
+        tls_push_cert(L, sk_X509_value(chain, i));
+        lua_rawseti(L, -2, k++);
+    }
+}
+
+/* Whether the peer's certificate was verified (not merely received). */
+static int tls_verified(tls_state *s) {
+    if (!SSL_get0_peer_certificate(s->ssl) || SSL_get_verify_result(s->ssl) != X509_V_OK) return 0;
+    tls_ctxdata *d = tlscfg_data(SSL_get_SSL_CTX(s->ssl));
+    if (!d) return 0;
+    if (s->server) return d->client_auth == TLS_AUTH_VERIFY || d->client_auth == TLS_AUTH_VERIFY_IF_GIVEN;
+    return !d->insecure;
+}
+
+/* conn:connection_state() -> {handshake_complete, version = "TLS1.3",
+ * cipher (IANA name), alpn, server_name, resumed, verified,
+ * peer_certificates = {{subject, issuer, sans, not_before, not_after,
+ * serial, sha256}, ...}}; before the handshake only handshake_complete. */
+static int tls_connection_state(lua_State *L) {
+    conn *c = tls_check(L);
+    tls_state *s = tls_of(c);
+    lua_createtable(L, 0, 9);
+    lua_pushboolean(L, s && s->hs_done && s->ssl);
+    lua_setfield(L, -2, "handshake_complete");
+    if (!s || !s->hs_done || !s->ssl) return 1;
+    const char *v = SSL_get_version(s->ssl);             /* "TLSv1.3" -> "TLS1.3", as Go */
+    lua_pushfstring(L, "TLS%s", strncmp(v, "TLSv", 4) == 0 ? v + 4 : v);
+    lua_setfield(L, -2, "version");
+    const char *cipher = SSL_CIPHER_standard_name(SSL_get_current_cipher(s->ssl));
+    lua_pushstring(L, cipher);
+    lua_setfield(L, -2, "cipher");
+    const unsigned char *alpn;
+    unsigned alen = 0;
+    SSL_get0_alpn_selected(s->ssl, &alpn, &alen);
+    if (alen) {
+        lua_pushlstring(L, (const char *)alpn, alen);
+        lua_setfield(L, -2, "alpn");
+    }
+    const char *sn = s->server ? SSL_get_servername(s->ssl, TLSEXT_NAMETYPE_host_name) : s->name;
+    if (sn) {
+        lua_pushstring(L, sn);
+        lua_setfield(L, -2, "server_name");
+    }
+    lua_pushboolean(L, SSL_session_reused(s->ssl));
+    lua_setfield(L, -2, "resumed");
+    lua_pushboolean(L, tls_verified(s));
+    lua_setfield(L, -2, "verified");
+    tls_push_peer_chain(L, s->ssl);
+    lua_setfield(L, -2, "peer_certificates");
+    return 1;
+}
+
+/* conn:probe() -> "ok" | "dubious" | "dead": for pools, without blocking.
+ * Records read ahead are looked at first (no epoll edge would announce
+ * them); tickets and other non-data records are consumed, not counted. */
+static int tls_probe(lua_State *L) {
+    conn *c = tls_check(L);
+    tls_state *s = tls_of(c);
+    const char *verdict = "dead";
+    if (c->h.fd >= 0 && s && s->ssl && s->hs_done && !s->fatal && !s->sticky_rd) {
+        char b;
+        size_t n = 0;
+        s->sys_errno = 0;
+        ERR_clear_error();
+        if (SSL_peek_ex(s->ssl, &b, 1, &n) == 1) {
+            verdict = "dubious";
+        } else {
+            int cause = tls_cause(s, 0);
+            if (cause == TLS_WANT_IN || cause == TLS_WANT_OUT) verdict = "ok";
+            else s->sticky_rd = cause;
+        }
+    }
+    lua_pushstring(L, verdict);
+    return 1;
+}
+
+/* A host name as verified and sent: no brackets, zone or trailing dot. */
+static char *tls_clean_name(const char *name) {
+    size_t n = strlen(name);
+    if (n >= 2 && name[0] == '[' && name[n - 1] == ']') {
+        name++;
+        n -= 2;
+    }
+    char *out = malloc(n + 1);
+    if (!out) return NULL;
+    memcpy(out, name, n);
+    out[n] = 0;
+    char *zone = strchr(out, '%');
+    if (zone) *zone = 0;
+    n = strlen(out);
+    if (n > 1 && out[n - 1] == '.') out[n - 1] = 0;
+    return out;
+}
+
+static int tls_is_ip(const char *name) {
+    unsigned char buf[16];
+    return inet_pton(AF_INET, name, buf) == 1 || inet_pton(AF_INET6, name, buf) == 1;
+}
+
+/* Client side: SNI for DNS names only (RFC 6066, as Go), the name or IP
+ * to verify, verification itself, and a saved session to resume. */
+static int tls_setup_client(conn *c, tls_state *s, tls_ctxdata *d, const char *name) {
+    SSL *ssl = s->ssl;
+    SSL_set_connect_state(ssl);
+    SSL_set_verify(ssl, d->insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, tls_verify_cb);
+    if (name) {
+        if (!(s->name = tls_clean_name(name))) return ENOMEM;
+        int ip = tls_is_ip(s->name);
+        if (!ip && !SSL_set_tlsext_host_name(ssl, s->name)) return EINVAL;
+        if (!d->insecure) {
+            int ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), s->name)
+                        : SSL_set1_host(ssl, s->name);
+            if (ok != 1) return EINVAL;
+        }
+    }
+    if (d->sessions) {
+        char addr[ADDR_STRLEN];
+        sock_format(&c->ra, c->rlen, addr);
+        char *key = strdup(s->name ? s->name : addr);
+        if (!key || !SSL_set_ex_data(ssl, tlscfg_conn_index(), key)) {
+            free(key);
+            return ENOMEM;
+        }
+        SSL_SESSION *sess = tlscfg_take_session(d, key);
+        if (sess) {
+            SSL_set_session(ssl, sess);
+            SSL_SESSION_free(sess);
+        }
+    }
+    return 0;
+}
+
+static void tls_setup_server(tls_state *s, tls_ctxdata *d) {
+    static const int modes[] = {
+        [TLS_AUTH_NONE] = SSL_VERIFY_NONE,
+        [TLS_AUTH_REQUEST] = SSL_VERIFY_PEER,
+        [TLS_AUTH_REQUIRE] = SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+        [TLS_AUTH_VERIFY_IF_GIVEN] = SSL_VERIFY_PEER,
+        [TLS_AUTH_VERIFY] = SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT};
+    SSL_set_accept_state(s->ssl);
+    SSL_set_verify(s->ssl, modes[d->client_auth], tls_verify_cb);
+}
+
+/* A failure of tls_wrap before the conn became a TLS conn. */
+static int tls_wrap_fail(lua_State *L, conn *c, const char *code, const char *msg) {
+    char src[ADDR_STRLEN], dst[ADDR_STRLEN];
+    sock_format(&c->la, c->llen, src);
+    sock_format(&c->ra, c->rlen, dst);
+    operr e = {"handshake", sock_netnames[c->net], src[0] ? src : NULL, dst[0] ? dst : NULL,
+               NULL, NULL, 0};
+    return errors_fail_tls(L, &e, code, msg);
+}
+
+/* core.tls_wrap(conn, cfg, server [, name]) -> tls conn | nil, err: make
+ * conn a TLS conn (the same object: its metatable changes) that will
+ * handshake on first use. A client verifies cfg's server_name, else name. */
+static int tls_wrap(lua_State *L) {
+    conn *c = luaL_checkudata(L, 1, CONN_MT);
+    SSL_CTX *ctx = tlscfg_check(L, 2);
+    int server = lua_toboolean(L, 3);
+    const char *dflt = luaL_optstring(L, 4, NULL);
+    tls_ctxdata *d = ctx ? tlscfg_data(ctx) : NULL;
+    if (c->h.fd < 0) return conn_failx(L, c, "handshake", NULL, ERR_CLOSED, 0);
+    if (c->h.rd || c->h.wr || c->wlocked) return conn_failx(L, c, "handshake", NULL, ERR_BUSY, 0);
+    if (!d) return luaL_argerror(L, 2, "closed tls config");
+    if (server && !d->npairs)
+        return tls_wrap_fail(L, c, "tls_config", "tls: a server config needs cert_file/key_file or certificates");
+    const char *name = d->server_name ? d->server_name : dflt;
+    if (!server && !name && !d->insecure)
+        return tls_wrap_fail(L, c, "tls_config", "tls: either server_name or insecure_skip_verify must be set");
+    tls_state *s = calloc(1, sizeof *s);
+    BIO *b = tls_bio_method() ? BIO_new(tls_bio_method()) : NULL;
+    if (!s || !b || !(s->ssl = SSL_new(ctx))) {
+        BIO_free(b);
+        free(s);
+        return tls_wrap_fail(L, c, "tls", "tls: out of memory");
+    }
+    s->fd = c->h.fd;
+    s->server = (uint8_t)server;
+    BIO_set_data(b, s);
+    BIO_set_init(b, 1);
+    SSL_set_bio(s->ssl, b, b);
+    SSL_set_app_data(s->ssl, s);
+    c->tls = s;                           /* from here on the conn's close frees s */
+    if (server) {
+        tls_setup_server(s, d);
+    } else if (tls_setup_client(c, s, d, name)) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "tls: bad server name %s", name ? name : "");
+        tls_close(c);
+        tls_free(c);
+        return tls_wrap_fail(L, c, "tls_config", msg);
+    }
+    lua_settop(L, 1);
+    luaL_getmetatable(L, TLSCONN_MT);
+    lua_setmetatable(L, 1);               /* the conn itself is now a TLS conn */
+    return 1;
+}
+
+static const luaL_Reg tls_methods[] = {
+    {"connection_state", tls_connection_state},
+    {"handshake", tls_handshake},
+    {"probe", tls_probe},
+    {NULL, NULL}
+};
+
+static const luaL_Reg tls_funcs[] = {
+    {"tls_wrap", tls_wrap},
+    {NULL, NULL}
+};
+
+/* tls_open: register TLSCONN_MT (every conn method plus the TLS ones),
+ * net.tls's core functions and the config type. */
+int tls_open(lua_State *L) {
+    conn_register_class(L, TLSCONN_MT, tls_methods);
+    luaL_setfuncs(L, tls_funcs, 0);
+    return tlscfg_open(L);
+}
