@@ -105,12 +105,12 @@ static int conn_read(lua_State *L) {
     return conn_read_k(L, LUA_OK, ctxidx);
 }
 
-/* conn_tls_read_fail: a TLS read's failure (cause from tls_read): EOF is
- * nil, net.EOF; the rest error objects. */
+/* conn_tls_read_fail: a TLS read's failure (cause from tls_read): EOF and
+ * unexpected EOF are nil and the sentinel; the rest error objects. */
 static int conn_tls_read_fail(lua_State *L, conn *c, int cause, int ctxidx) {
-    if (cause == ERR_EOF && !tls_in_handshake(c)) {
-        lua_pushnil(L);
-        errors_push_sentinel(L, ERR_EOF);
+    if ((cause == ERR_EOF || cause == ERR_UNEXPECTED_EOF) && !tls_in_handshake(c)) {
+        lua_pushnil(L);                          /* bare sentinels, as Go's tls.Conn.Read */
+        errors_push_sentinel(L, cause);
         return 2;
     }
     return conn_failx(L, c, "read", cause > 0 ? "read" : NULL, cause, ctxidx);

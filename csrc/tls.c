@@ -179,6 +179,9 @@ static int tls_queue_error(tls_state *s) {
     } else if (reason == SSL_R_HTTP_REQUEST || reason == SSL_R_HTTPS_PROXY_REQUEST) {
         cause = tls_set_error(s, "tls_http_request",
                               "tls: first record does not look like a TLS handshake (plain HTTP)");
+    } else if (reason == SSL_R_NO_APPLICATION_PROTOCOL) {
+        cause = tls_set_error(s, "no_application_protocol",
+                              "tls: client requested unsupported application protocols");
     } else if (reason == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
         cause = tls_set_error(s, "certificate_required", "tls: client didn't provide a certificate");
     } else if (reason == SSL_R_UNSUPPORTED_PROTOCOL || reason == SSL_R_NO_PROTOCOLS_AVAILABLE) {
@@ -279,6 +282,16 @@ void tls_gave_up(conn *c, int cause) {
         s->sticky_wr = cause == ERR_CTX ? ERR_CANCELED : cause;
 }
 
+/* A client's TLS 1.2 session resumed: put it back in the cache, since no
+ * new session follows (a 1.3 resumption brings fresh single-use tickets). */
+static void tls_keep_session(tls_state *s) {
+    if (s->server || !SSL_session_reused(s->ssl) || SSL_version(s->ssl) >= TLS1_3_VERSION) return;
+    tls_ctxdata *d = tlscfg_data(SSL_get_SSL_CTX(s->ssl));
+    const char *key = SSL_get_ex_data(s->ssl, tlscfg_conn_index());
+    SSL_SESSION *sess = d && key ? SSL_get1_session(s->ssl) : NULL;
+    if (sess && tlscfg_put_session(d, key, sess) < 0) SSL_SESSION_free(sess);
+}
+
 /* One step of the handshake: 0 when it is complete, else -1 and *cause. */
 static int tls_handshake_step(tls_state *s, int *cause) {
     s->sys_errno = 0;
@@ -286,6 +299,7 @@ static int tls_handshake_step(tls_state *s, int *cause) {
     int r = SSL_do_handshake(s->ssl);
     if (r == 1) {
         s->hs_done = 1;
+        tls_keep_session(s);
         return 0;
     }
     *cause = tls_cause(s, r);
@@ -397,7 +411,13 @@ const char *tls_tostring_state(const conn *c) {
     tls_state *s = tls_of(c);
     if (!s->ssl) return "closed";
     if (s->hs_cause) return "handshake failed";
-    return s->hs_done ? SSL_get_version(s->ssl) : "handshake pending";
+    if (!s->hs_done) return "handshake pending";
+    switch (SSL_version(s->ssl)) {     /* spelt as connection_state().version */
+    case TLS1_3_VERSION: return "TLS1.3";
+    case TLS1_2_VERSION: return "TLS1.2";
+    case TLS1_1_VERSION: return "TLS1.1";
+    default: return "TLS1.0";
+    }
 }
 
 /* ---- Lua methods ----------------------------------------------------- */
@@ -790,9 +810,31 @@ static const luaL_Reg tls_funcs[] = {
     {NULL, NULL}
 };
 
+/* Frees the BIO method when the Lua state closes. Registered before any
+ * TLS conn exists, so it is finalised after all of them (Lua finalises in
+ * reverse order), when no BIO uses the method any more. */
+static int tls_unload(lua_State *L) {
+    (void)L;
+    BIO_meth_free(tls_bio_meth);
+    tls_bio_meth = NULL;
+    return 0;
+}
+
+static const char TLS_UNLOAD_KEY = 0;   /* registry: the userdata whose __gc is tls_unload */
+
 /* tls_open: register TLSCONN_MT (every conn method plus the TLS ones),
  * net.tls's core functions and the config type. */
 int tls_open(lua_State *L) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &TLS_UNLOAD_KEY);
+    if (lua_isnil(L, -1)) {
+        lua_newuserdatauv(L, 1, 0);
+        lua_createtable(L, 0, 1);
+        lua_pushcfunction(L, tls_unload);
+        lua_setfield(L, -2, "__gc");
+        lua_setmetatable(L, -2);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &TLS_UNLOAD_KEY);
+    }
+    lua_pop(L, 1);
     conn_register_class(L, TLSCONN_MT, tls_methods);
     luaL_setfuncs(L, tls_funcs, 0);
     return tlscfg_open(L);

@@ -90,14 +90,10 @@ SSL_SESSION *tlscfg_take_session(tls_ctxdata *d, const char *key) {
     return NULL;
 }
 
-/* New-session callback (client): keep the newest session per server name;
- * a full cache drops the oldest entry (a ring). Returns 1: we own it. */
-static int tlscfg_new_session(SSL *ssl, SSL_SESSION *sess) {
-    tls_ctxdata *d = tlscfg_data(SSL_get_SSL_CTX(ssl));
-    const char *key = SSL_get_ex_data(ssl, tlscfg_ssl_index);
-    if (!d || !d->sessions || !key) return 0;
+int tlscfg_put_session(tls_ctxdata *d, const char *key, SSL_SESSION *sess) {
+    if (!d->sessions || !key) return -1;
     char *k = strdup(key);
-    if (!k) return 0;
+    if (!k) return -1;
     SSL_SESSION_free(tlscfg_take_session(d, key));
     tls_saved *e = &d->sessions[d->nextsession];
     if (e->key) {
@@ -109,7 +105,15 @@ static int tlscfg_new_session(SSL *ssl, SSL_SESSION *sess) {
     e->sess = sess;
     d->nsessions++;
     d->nextsession = (d->nextsession + 1) % d->capsessions;
-    return 1;
+    return 0;
+}
+
+/* New-session callback (client): keep the newest session per server name;
+ * a full cache drops the oldest entry (a ring). Returns 1: we own it. */
+static int tlscfg_new_session(SSL *ssl, SSL_SESSION *sess) {
+    tls_ctxdata *d = tlscfg_data(SSL_get_SSL_CTX(ssl));
+    const char *key = SSL_get_ex_data(ssl, tlscfg_ssl_index);
+    return d && tlscfg_put_session(d, key, sess) == 0;
 }
 
 /* ---- callbacks ------------------------------------------------------- */

@@ -50,6 +50,10 @@ tls_ctxdata *tlscfg_data(SSL_CTX *ctx);
  * a TLS 1.3 ticket is used once), or NULL. The caller frees it. */
 SSL_SESSION *tlscfg_take_session(tls_ctxdata *d, const char *key);
 
+/* tlscfg_put_session: keep sess (the caller's reference passes to the
+ * cache) as the newest session for key; 0, or -1 when it was not kept. */
+int tlscfg_put_session(tls_ctxdata *d, const char *key, SSL_SESSION *sess);
+
 /* tlscfg_conn_index: the SSL ex_data index where tls.c keeps a conn's
  * session key (a malloc'd string) for the new-session callback. */
 int tlscfg_conn_index(void);
