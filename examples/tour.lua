@@ -153,8 +153,8 @@ net.go(function()
         local s = tln:accept()                       -- accept does not handshake ...
         if not s then return end
         s:set_read_deadline(net.now() + 5)           -- ... this bounds it (Q40)
-        local data = s:read(100)                     -- ... the first read does
-        if data then s:write(data) end
+        local got = s:read(100)                      -- ... the first read does
+        if got then s:write(got) end
         s:close()
     end
 end)
