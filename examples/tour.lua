@@ -136,6 +136,42 @@ show("is ECONNREFUSED", net.errors.is(derr, net.errors.ECONNREFUSED))
 show("bad address", select(2, net.dial("tcp", "127.0.0.1")))
 show("unknown network", select(2, net.dial("carrier-pigeon", "x:1")))
 
+say("TLS: the same conn methods, encrypted and verified (net.tls)")
+local mk = io.popen("mktemp -d")                -- a throwaway CA and leaf (docs/tls.md)
+local tmp = mk:read("l")
+mk:close()
+os.execute(("cd %s && (openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
+    .. " -keyout ca.key -out ca.pem -days 1 -subj /CN=tour-CA -addext basicConstraints=critical,CA:TRUE"
+    .. " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout leaf.key"
+    .. " -out leaf.pem -days 1 -subj /CN=localhost -CA ca.pem -CAkey ca.key"
+    .. " -addext subjectAltName=DNS:localhost -addext basicConstraints=CA:FALSE"
+    .. ") >/dev/null 2>&1"):format(tmp))
+local tln = assert(net.tls.listen("tcp", "127.0.0.1:0",
+    {cert_file = tmp .. "/leaf.pem", key_file = tmp .. "/leaf.key"}))
+net.go(function()
+    while true do
+        local s = tln:accept()                       -- accept does not handshake ...
+        if not s then return end
+        s:set_read_deadline(net.now() + 5)           -- ... this bounds it (Q40)
+        local got = s:read(100)                      -- ... the first read does
+        if got then s:write(got) end
+        s:close()
+    end
+end)
+local tcfg = assert(net.tls.config{ca_file = tmp .. "/ca.pem", server_name = "localhost"})
+local tc = assert(net.tls.dial("tcp", tostring(tln:addr()), tcfg))
+local st = tc:connection_state()
+show("tls conn", tc)
+show("version, cipher", st.version, st.cipher)
+show("verified, peer", st.verified, st.peer_certificates[1].subject)
+tc:write("secret")
+show("echoed", tc:read(100))
+tc:close()
+local _, terr = net.tls.dial("tcp", tostring(tln:addr()), {server_name = "localhost"})
+show("no CA given", terr.code)                     -- the system store can't vouch for it
+tln:close()
+os.execute("rm -rf " .. tmp)
+
 say("Closing the listener wakes the blocked accept with ErrClosed")
 ln:close()
 show("server task returned", server:wait())
