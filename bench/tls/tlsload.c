@@ -295,11 +295,30 @@ static void stamp(struct tc *c, int i) {         /* [slot u32][round u32] in fro
 }
 
 /* ---- echo: ping-pong, one message in flight per conn --------------------- */
-static int ready, timing;
+static int ready, timing, draining;
 static long done;
+/* Close slot i as a polite client does: close_notify (no wait), then close. */
+static void conn_finish(struct tc *c) {
+    ERR_clear_error();
+    SSL_shutdown(c->ssl);
+    conn_free(c);
+}
+/* After the timed part: let what is in flight finish (bounded), so that every
+ * conn ends with a close_notify and the servers' logs show only real failures. */
+static void drain(void) {
+    draining = 1;
+    double lim = now() + 5;
+    for (;;) {
+        int live = 0;
+        for (int i = 0; i < nslots; i++) live += cs[i].phase != P_DEAD;
+        if (!live || now() > lim) break;
+        loop_once(100);
+    }
+}
 static void echo_ready(int i) { (void)i; ready++; }
 static void echo_next(int i, double t) {
     struct tc *c = &cs[i];
+    if (draining) { conn_finish(c); return; }
     if (timing) { hist_add(t - c->t0); done++; }
     c->round++; c->t0 = t; stamp(c, i); msg_begin(c, size);
 }
@@ -331,6 +350,7 @@ static void run_echo(void) {
     }
     while ((t = now()) < end) loop_once((int)((end - t) * 1000) + 1);
     double el = now() - start;
+    drain();
     printf("RESULT mode=echo conns=%d size=%d rps=%.0f p50_us=%ld p99_us=%ld %s errors=%ld mismatches=%ld\n",
            nconn, size, done / el, hist_pct(0.50), hist_pct(0.99), proto_seen, errors, mismatches);
 }
@@ -392,6 +412,7 @@ static void run_bulk(void) {
         if (!dead) { if (!c->rwant) c->rwant = EPOLLIN; set_interest(c, 0); }
     }
     double el = now() - start;
+    if (!dead) conn_finish(c);
     printf("RESULT mode=bulk mib=%ld mibps=%.1f echoed_mib=%.1f complete=%d %s errors=%ld mismatches=%ld\n",
            mib, got / 1048576.0 / el, got / 1048576.0, got == total, proto_seen, errors, mismatches);
 }
@@ -407,11 +428,8 @@ static void hs_ready(int i) {
 static void hs_echo(int i, double t) {
     (void)t;
     struct tc *c = &cs[i];
-    done++;
-    resumed += SSL_session_reused(c->ssl);
-    ERR_clear_error();
-    SSL_shutdown(c->ssl);                       /* close_notify, no wait (as Go's Close) */
-    conn_free(c);
+    if (!draining) { done++; resumed += SSL_session_reused(c->ssl); }
+    conn_finish(c);                             /* close_notify, no wait (as Go's Close) */
 }
 static void run_handshake(int resume) {
     if (nconn < 0) nconn = 32;
@@ -435,6 +453,7 @@ static void run_handshake(int resume) {
         loop_once(100);
     }
     double el = now() - start;
+    drain();
     if (resume)
         printf("RESULT mode=resume inflight=%d hps=%.0f handshakes=%ld resumed=%ld resumed_frac=%.3f %s errors=%ld mismatches=%ld\n",
                nconn, done / el, done, resumed, done ? (double)resumed / done : 0.0, proto_seen, errors, mismatches);
@@ -474,7 +493,7 @@ static void run_idle(void) {
     while (echoed + (ndead - dead0) < want && now() < lim) loop_once(100);
     long alive = echoed;
     if (alive < est) fprintf(stderr, "tlsload: %ld of %ld held conns no longer served\n", est - alive, est);
-    for (int i = 0; i < kconn; i++) if (cs[i].phase != P_DEAD) conn_free(&cs[i]);
+    for (int i = 0; i < kconn; i++) if (cs[i].phase != P_DEAD) conn_finish(&cs[i]);
     printf("RESULT mode=idle conns=%d established=%ld alive=%ld setup_s=%.2f %s errors=%ld mismatches=%ld\n",
            kconn, est, alive, setup, proto_seen, errs, mismatches);
 }
