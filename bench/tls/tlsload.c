@@ -89,14 +89,33 @@ static int sock_err(int fd) {
     return e;
 }
 
-/* ---- sessions (resume): the newest ticket the server sent --------------- */
-static SSL_SESSION *last_sess;
-static int offer_sessions;       /* resume mode only */
+/* ---- sessions (resume) ----------------------------------------------------
+ * Tickets the servers sent, newest first, each offered once (RFC 8446 4.6.1).
+ * If none is left (more conns in flight than fresh tickets), a private copy of
+ * the newest is offered again (counted: reused_tickets). Never one SSL_SESSION
+ * on two SSLs at once: OpenSSL 3.0's client then marks it non-resumable now and
+ * then (seen: 1-5 % full handshakes against OpenSSL servers). */
+#define NRING 64
+static SSL_SESSION *ring[NRING], *newest;
+static int nring, offer_sessions;       /* offer_sessions: resume mode only */
+static long reused_tickets;
+static int conn_index = -1;             /* SSL ex_data: the session this conn offered */
+
 static int new_session(SSL *ssl, SSL_SESSION *sess) {
-    (void)ssl;
-    if (last_sess) SSL_SESSION_free(last_sess);
-    last_sess = sess;
-    return 1;                               /* we keep the reference */
+    if (sess == SSL_get_ex_data(ssl, conn_index)) return 0;   /* the one it resumed with */
+    if (nring == NRING) { SSL_SESSION_free(ring[0]); memmove(ring, ring + 1, (NRING - 1) * sizeof *ring); nring--; }
+    ring[nring++] = sess;                                    /* the callback's reference */
+    if (newest) SSL_SESSION_free(newest);
+    SSL_SESSION_up_ref(sess);
+    newest = sess;
+    return 1;
+}
+/* The session for a new conn, or NULL; the caller owns the reference. */
+static SSL_SESSION *take_session(void) {
+    if (nring) return ring[--nring];
+    if (!newest) return NULL;
+    reused_tickets++;
+    return SSL_SESSION_dup(newest);
 }
 
 static void make_ctx(void) {
@@ -115,6 +134,7 @@ static void make_ctx(void) {
                           SSL_MODE_RELEASE_BUFFERS);
     SSL_CTX_set_read_ahead(ctx, 1);
     if (offer_sessions) {
+        conn_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
         SSL_CTX_sess_set_new_cb(ctx, new_session);
     } else SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
@@ -156,6 +176,10 @@ static void set_interest(struct tc *c, int i) {
 static long ndead;          /* conns freed so far */
 static void conn_free(struct tc *c) {
     ndead++;
+    if (c->ssl && conn_index >= 0) {
+        SSL_SESSION *sess = SSL_get_ex_data(c->ssl, conn_index);
+        if (sess) SSL_SESSION_free(sess);
+    }
     if (c->ssl) SSL_free(c->ssl);
     if (c->fd >= 0) close(c->fd);      /* close removes it from epoll */
     c->ssl = NULL; c->fd = -1; c->ev = 0; c->phase = P_DEAD; c->active = 0;
@@ -193,7 +217,13 @@ static void drive(int i, uint32_t events) {
         SSL_set_connect_state(c->ssl);
         SSL_set_tlsext_host_name(c->ssl, sname);
         SSL_set1_host(c->ssl, sname);
-        if (offer_sessions && last_sess) SSL_set_session(c->ssl, last_sess);
+        if (offer_sessions) {
+            SSL_SESSION *sess = take_session();
+            if (sess) {
+                SSL_set_session(c->ssl, sess);
+                SSL_set_ex_data(c->ssl, conn_index, sess);   /* our reference, dropped in conn_free */
+            }
+        }
         c->phase = P_HANDSHAKE;
     }
     if (c->phase == P_HANDSHAKE) {
@@ -439,7 +469,7 @@ static void run_handshake(int resume) {
         conn_start(0);
         double lim = now() + 10;
         while (!done && now() < lim && cs[0].phase != P_DEAD) loop_once(100);
-        if (!done || !last_sess) {
+        if (!done || !newest) {
             fprintf(stderr, "tlsload: no session ticket from the first handshake (%s)\n", first_err);
             printf("RESULT mode=resume hps=0 resumed_frac=0 errors=%ld mismatches=%ld\n", errors ? errors : 1, mismatches);
             return;
@@ -455,8 +485,8 @@ static void run_handshake(int resume) {
     double el = now() - start;
     drain();
     if (resume)
-        printf("RESULT mode=resume inflight=%d hps=%.0f handshakes=%ld resumed=%ld resumed_frac=%.3f %s errors=%ld mismatches=%ld\n",
-               nconn, done / el, done, resumed, done ? (double)resumed / done : 0.0, proto_seen, errors, mismatches);
+        printf("RESULT mode=resume inflight=%d hps=%.0f handshakes=%ld resumed=%ld resumed_frac=%.3f reused_tickets=%ld %s errors=%ld mismatches=%ld\n",
+               nconn, done / el, done, resumed, done ? (double)resumed / done : 0.0, reused_tickets, proto_seen, errors, mismatches);
     else
         printf("RESULT mode=handshake inflight=%d hps=%.0f handshakes=%ld resumed=%ld %s errors=%ld mismatches=%ld\n",
                nconn, done / el, done, resumed, proto_seen, errors, mismatches);
