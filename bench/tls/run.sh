@@ -115,11 +115,16 @@ echo "per operation (per MiB for bulk). cpu1 near 100% with cpu0 well under it: 
 
 [ -n "$REPORT" ] && { report "$REPORT/raw.tsv"; exit; }
 
+kv() { sed -n "s/.*[ ]$1=\([^ ]*\).*/\1/p" <<< "$2" | tail -1; }   # value of key=... in a RESULT line
+
 # ---- build -----------------------------------------------------------------
 mkdir -p "$BUILD"
 make -s -C "$ROOT" >&2 || exit 1
 if [ ! -x "$LG" ] || [ "$B/tlsload.c" -nt "$LG" ]; then
     cc -O2 -Wall -Wextra -o "$LG" "$B/tlsload.c" -lssl -lcrypto || exit 1
+fi
+if [ ! -x "$BUILD/sslmem" ] || [ "$B/sslmem.c" -nt "$BUILD/sslmem" ]; then
+    cc -O2 -Wall -Wextra -o "$BUILD/sslmem" "$B/sslmem.c" -lssl -lcrypto || exit 1
 fi
 if command -v go >/dev/null && { [ ! -x "$BUILD/go-tls-server" ] || [ "$B/go/main.go" -nt "$BUILD/go-tls-server" ]; }; then
     # stdlib only, nothing fetched
@@ -178,6 +183,11 @@ CA=$CERTS/ca.pem CERT=$CERTS/leaf.pem LEAFKEY=$CERTS/leaf.key
 } > "$OUT/versions.txt"
 echo "TLS 1.3, TLS_AES_128_GCM_SHA256, X25519, $KEY certificate. Medians of $R run(s) x $D s (bulk: $MIB MiB;" \
      "idle: 1 run, $K conns held $HOLD s); servers on CPU 0 (taskset -c 0), tlsload on CPU 1." > "$OUT/params.txt"
+case " $WLS " in *" idle "*)     # OpenSSL's own floor under the idle figure (see sslmem.c)
+    m=$("$BUILD/sslmem" "$CERT" "$LEAFKEY" | tail -1)
+    echo "OpenSSL's own heap per idle server SSL (sslmem.c, coronet's settings): $(kv kib_per_conn "$m") KiB in" \
+         "$(kv allocs_per_conn "$m") allocations, allocator overhead not included." >> "$OUT/params.txt" ;;
+esac
 
 # ---- server lifecycle -------------------------------------------------------
 listening() { [ -n "$(ss -Hlnt "sport = :$1" 2>/dev/null)" ]; }
@@ -202,7 +212,6 @@ stop_server() {    # SIGTERM, then SIGKILL after 3 s; by PID only
 vm() { awk -v k="$2:" '$1 == k {print $2}' /proc/"$1"/status 2>/dev/null; }    # kB
 cpustat() { awk '/^cpu[01] / {printf "%d %d ", $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }
 busy() { echo "$1 $2" | awk '{printf "%.0f\t%.0f", 100*($5-$1)/($6-$2+1e-9), 100*($7-$3)/($8-$4+1e-9)}'; }
-kv() { sed -n "s/.*[ ]$1=\([^ ]*\).*/\1/p" <<< "$2" | tail -1; }
 
 # ---- one run: fresh server, load, stop, one row in raw.tsv ------------------
 run_one() {   # workload server run#
@@ -222,7 +231,7 @@ run_one() {   # workload server run#
         handshake) out=$($T handshake -c 32 -a 16 -d "$D" -p "$port" -C "$CA" 2>&1) ;;
         resume)    out=$($T resume -c 32 -a 16 -d "$D" -p "$port" -C "$CA" 2>&1) ;;
         idle)      # sample the server's RSS while the K conns are held
-            timeout $((HOLD + 150)) taskset -c 1 "$LG" idle -k "$K" -H "$HOLD" -p "$port" -C "$CA" > "$log.idle" 2>&1 &
+            timeout "$(awk -v h="$HOLD" 'BEGIN {printf "%d", h + 150}')" taskset -c 1 "$LG" idle -k "$K" -H "$HOLD" -p "$port" -C "$CA" > "$log.idle" 2>&1 &
             local lpid=$! rssk="" hwm=""
             for _ in $(seq 2400); do grep -q HOLDING "$log.idle" && break; kill -0 $lpid 2>/dev/null || break; sleep 0.05; done
             if grep -q HOLDING "$log.idle"; then
@@ -237,6 +246,8 @@ run_one() {   # workload server run#
     esac
     rc=$?; [ "$wl" = idle ] && rc=$irc
     c1=$(cpustat)
+    local rss1; rss1=$(vm "$SPID" VmRSS)
+    [ "$wl" != idle ] && [ -n "$rss1" ] && note="$note rss=$((rss0 / 1024))->$((rss1 / 1024))MiB;"
     echo "$out" > "$log.client"
     kill -0 "$SPID" 2>/dev/null || note="$note server died;"
     stop_server
