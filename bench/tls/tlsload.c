@@ -19,7 +19,8 @@
  * every server negotiates the same thing; it verifies the chain against -C and
  * the name -N (localhost). -a N spreads source addresses over 127.0.0.1..N.
  * Every echoed byte is compared with what was sent. Last line of stdout:
- *   RESULT mode=... key=value ...     exit status 0 ok, 2 on any mismatch.
+ *   RESULT mode=... key=value ...     exit status 0 ok, 2 on any mismatch,
+ *   1 when the mode could not start (no handshake, no ticket).
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -43,6 +44,7 @@ static int port = 0, nconn = -1, size = -1, kconn = 10000, nsrc = 1;
 static double dur = -1, hold = 2;
 static long mib = 1024;
 static long mismatches = 0, errors = 0;
+static int setup_failed;       /* the mode could not even start: exit 1 */
 static const char *cafile = NULL, *sname = "localhost";
 static int ep;
 static SSL_CTX *ctx;
@@ -368,6 +370,7 @@ static void run_echo(void) {
     }
     if (ready < nconn) {
         fprintf(stderr, "tlsload: only %d of %d conns handshook (%s)\n", ready, nconn, first_err);
+        setup_failed = 1;
         printf("RESULT mode=echo conns=%d size=%d rps=0 errors=%ld mismatches=%ld\n", nconn, size,
                errors ? errors : 1, mismatches);
         return;
@@ -403,6 +406,7 @@ static void run_bulk(void) {
     while (!ready && c->phase != P_DEAD && now() < lim) loop_once(100);
     if (!ready) {
         fprintf(stderr, "tlsload: bulk handshake failed (%s)\n", first_err);
+        setup_failed = 1;
         printf("RESULT mode=bulk mib=%ld mibps=0 complete=0 errors=%ld mismatches=0\n", mib, errors ? errors : 1);
         return;
     }
@@ -471,6 +475,7 @@ static void run_handshake(int resume) {
         while (!done && now() < lim && cs[0].phase != P_DEAD) loop_once(100);
         if (!done || !newest) {
             fprintf(stderr, "tlsload: no session ticket from the first handshake (%s)\n", first_err);
+            setup_failed = 1;
             printf("RESULT mode=resume hps=0 resumed_frac=0 errors=%ld mismatches=%ld\n", errors ? errors : 1, mismatches);
             return;
         }
@@ -484,6 +489,7 @@ static void run_handshake(int resume) {
     }
     double el = now() - start;
     drain();
+    if (!done) setup_failed = 1;
     if (resume)
         printf("RESULT mode=resume inflight=%d hps=%.0f handshakes=%ld resumed=%ld resumed_frac=%.3f reused_tickets=%ld %s errors=%ld mismatches=%ld\n",
                nconn, done / el, done, resumed, done ? (double)resumed / done : 0.0, reused_tickets, proto_seen, errors, mismatches);
@@ -511,6 +517,7 @@ static void run_idle(void) {
         loop_once(100);
     }
     est = echoed;
+    if (!est) setup_failed = 1;
     double setup = now() - t0;
     printf("HOLDING established=%ld\n", est); fflush(stdout);
     double hend = now() + hold;
@@ -565,5 +572,5 @@ int main(int argc, char **argv) {
     else { fprintf(stderr, "unknown mode %s\n", mode); return 1; }
     if (first_err[0]) fprintf(stderr, "tlsload: %ld errors, first: %s\n", errors, first_err);
     if (mismatches) fprintf(stderr, "tlsload: %ld MISMATCHED echoes\n", mismatches);
-    return mismatches ? 2 : 0;
+    return mismatches ? 2 : setup_failed ? 1 : 0;
 }
