@@ -44,7 +44,7 @@ while [ $# -gt 0 ]; do
 done
 
 # ---- report: raw.tsv -> markdown ------------------------------------------
-# raw.tsv columns: workload server run status value cpu0 cpu1 notes
+# raw.tsv columns: workload server run status value cpu0% cpu1% notes srv_us_op cli_us_op
 report() {
 local dir; dir=$(dirname "$1")
 cat "$dir/params.txt" 2>/dev/null
@@ -64,6 +64,8 @@ function ratio(a, b) { return (a == "" || b == "" || b == 0) ? "-" : sprintf("%.
     k = $1 SUBSEP $2
     if ($4 == "ok") { vals[k] = vals[k] " " $5; nok[k]++ } else nfail[k]++
     c0[k] = c0[k] " " $6; c1[k] = c1[k] " " $7
+    if ($4 == "ok" && $9 != "") sp[k] = sp[k] " " $9
+    if ($4 == "ok" && $10 != "") cl[k] = cl[k] " " $10
     n = split($8, parts, ";")
     for (i = 1; i <= n; i++) if (parts[i] != "" && !index(notes[k], parts[i])) notes[k] = notes[k] parts[i] ";"
 }
@@ -98,21 +100,34 @@ END {
         }
         print line
     }
+    # the same workloads as the server process CPU time per operation: the figure
+    # to compare where tlsload is the limit (full handshakes with ECDSA, say)
+    for (w = 1; w <= nw; w++) {
+        wl = W[w]; if (wl == "idle") continue
+        line = "| " wl " server CPU | us/" (wl == "bulk" ? "MiB" : "op") " (lower is better) |"
+        for (i = 1; i <= ns; i++) { m[S[i]] = median(sp[wl SUBSEP S[i]]); line = line " " fmt(m[S[i]]) " |" }
+        if (("coronet" in seens) && ("go" in seens)) line = line " " ratio(m["coronet"], m["go"]) " |"
+        if (("coronet" in seens) && ("cqueues" in seens)) line = line " " ratio(m["coronet"], m["cqueues"]) " |"
+        if ("coronet" in seens) line = line " | |"
+        print line
+    }
     print ""
-    print "| workload | server | median | min..max | cpu0/cpu1 % | srv us/op | ok/runs | notes |"
-    print "|---|---|---:|---|---|---:|---|---|"
+    print "| workload | server | median | min..max | cpu0/cpu1 % | cpu0 us/op | server us/op | tlsload us/op | ok/runs | notes |"
+    print "|---|---|---:|---|---|---:|---:|---:|---|---|"
     for (w = 1; w <= nw; w++) for (i = 1; i <= ns; i++) {
         wl = W[w]; k = wl SUBSEP S[i]; md = median(vals[k])
         n = split(vals[k], a, " "); lo = hi = a[1]
         for (j = 2; j <= n; j++) { if (a[j] + 0 < lo + 0) lo = a[j]; if (a[j] + 0 > hi + 0) hi = a[j] }
         cpu0 = median(c0[k]); uop = (wl != "idle" && md > 0) ? sprintf("%.1f", cpu0 * 1e4 / md) : ""
-        printf "| %s | %s | %s | %s | %s/%s | %s | %d/%d | %s |\n", wl, S[i], fmt(md), (n > 1 ? fmt(lo) ".." fmt(hi) : ""),
-            cpu0, median(c1[k]), uop, nok[k], nok[k] + nfail[k], notes[k]
+        printf "| %s | %s | %s | %s | %s/%s | %s | %s | %s | %d/%d | %s |\n", wl, S[i], fmt(md), (n > 1 ? fmt(lo) ".." fmt(hi) : ""),
+            cpu0, median(c1[k]), uop, median(sp[k]), median(cl[k]), nok[k], nok[k] + nfail[k], notes[k]
     }
 }' "$1"
 echo
-echo "cpu = % busy of CPU 0 (server) / CPU 1 (tlsload), softirq included; srv us/op = CPU-0 busy time"
-echo "per operation (per MiB for bulk). cpu1 near 100% with cpu0 well under it: the client is the limit."
+echo "cpu0/cpu1 % = how busy CPU 0 (server) / CPU 1 (tlsload) were, softirq included; cpu0 us/op = CPU-0 busy"
+echo "time per operation (per MiB for bulk; whatever else ran there counts too); server us/op = the server"
+echo "process's own CPU time (utime+stime) per operation; tlsload us/op = the load generator's own."
+echo "cpu1 near 100% with cpu0 well under it: the client is the limit; compare the us/op columns then."
 }
 
 [ -n "$REPORT" ] && { report "$REPORT/raw.tsv"; exit; }
@@ -212,6 +227,8 @@ stop_server() {    # SIGTERM, then SIGKILL after 3 s; by PID only
     wait "$SPID" 2>/dev/null
     SPID=""
 }
+proc_cpu() { awk '{sub(/.*\) /, ""); print $12 + $13}' /proc/"$1"/stat 2>/dev/null; }   # utime+stime, ticks
+TCK=$(getconf CLK_TCK)
 vm() { awk -v k="$2:" '$1 == k {print $2}' /proc/"$1"/status 2>/dev/null; }    # kB
 cpustat() { awk '/^cpu[01] / {printf "%d %d ", $2+$3+$4+$7+$8, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }
 busy() { echo "$1 $2" | awk '{printf "%.0f\t%.0f", 100*($5-$1)/($6-$2+1e-9), 100*($7-$3)/($8-$4+1e-9)}'; }
@@ -222,10 +239,10 @@ run_one() {   # workload server run#
     next_port
     log=$OUT/logs/$wl.$s.$r
     if ! start_server "$s" "$port" "$log.server"; then
-        printf '%s\t%s\t%s\tFAIL\t\t-\t-\tserver did not listen (see logs/%s)\n' "$wl" "$s" "$r" "${log##*/}.server" >> "$RAW"
+        printf '%s\t%s\t%s\tFAIL\t\t-\t-\tserver did not listen (see logs/%s)\t\t\n' "$wl" "$s" "$r" "${log##*/}.server" >> "$RAW"
         stop_server; return
     fi
-    local rss0; rss0=$(vm "$SPID" VmRSS)
+    local rss0 p0 p1; rss0=$(vm "$SPID" VmRSS); p0=$(proc_cpu "$SPID")
     c0=$(cpustat)
     local T="timeout $((D + 60)) taskset -c 1 $LG"
     case $wl in
@@ -249,7 +266,7 @@ run_one() {   # workload server run#
     esac
     rc=$?; [ "$wl" = idle ] && rc=$irc
     c1=$(cpustat)
-    local rss1; rss1=$(vm "$SPID" VmRSS)
+    local rss1; rss1=$(vm "$SPID" VmRSS); p1=$(proc_cpu "$SPID")
     [ "$wl" != idle ] && [ -n "$rss1" ] && note="$note rss=$((rss0 / 1024))->$((rss1 / 1024))MiB;"
     echo "$out" > "$log.client"
     kill -0 "$SPID" 2>/dev/null || note="$note server died;"
@@ -259,6 +276,13 @@ run_one() {   # workload server run#
         echo) val=$(kv rps "$res") ;; bulk) val=$(kv mibps "$res") ;;
         handshake|resume) val=$(kv hps "$res") ;; idle) val=$(kv kib_per_conn "$res") ;;
     esac
+    local ops="" sop=""       # operations in the run: the server's own CPU time per op
+    case $wl in
+        echo) ops=$(awk -v r="$val" -v d="$D" 'BEGIN {print r * d}') ;; bulk) ops=$(kv echoed_mib "$res") ;;
+        handshake|resume) ops=$(kv handshakes "$res") ;;
+    esac
+    [ -n "$ops" ] && [ -n "$p1" ] && [ -n "$p0" ] &&
+        sop=$(awk -v a="$p0" -v b="$p1" -v t="$TCK" -v n="$ops" 'BEGIN {if (n > 0) printf "%.1f", (b - a) / t * 1e6 / n}')
     local e; e=$(kv errors "$res"); [ "${e:-0}" != 0 ] && note="$note errors=$e;"
     [ "$(kv complete "$res")" = 0 ] && note="$note incomplete;"
     local bad=""
@@ -272,7 +296,8 @@ run_one() {   # workload server run#
     if [ -z "$val" ] || [ "$rc" -ne 0 ] || [ -n "$bad" ] || [ "$(kv complete "$res")" = 0 ] || [ "$(kv errors "$res")" != 0 ]; then
         st=FAIL; note="$note rc=$rc;"
     fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$wl" "$s" "$r" "$st" "$val" "$(busy "$c0" "$c1")" "$note" >> "$RAW"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$wl" "$s" "$r" "$st" "$val" "$(busy "$c0" "$c1")" "$note" \
+        "$sop" "$(kv cli_us_op "$res")" >> "$RAW"
     printf '  %-9s %-8s run %s: %s %s %s\n' "$wl" "$s" "$r" "$st" "${val:-?}" "$note" >&2
 }
 
