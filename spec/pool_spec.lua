@@ -244,7 +244,7 @@ TestPool.test_health_fn = T(function(defer)
     local ln = server(defer)
     local ok, seen = true, nil
     local p <close> = net.pool{dial = counting_dial(tostring(ln:addr())),
-                               health = function(c, idle) seen = idle; return ok end}
+                               health = function(_, idle) seen = idle; return ok end}
     local a = assert(p:get())
     p:put(a)
     lu.assertIs(p:get(), a)
@@ -490,7 +490,6 @@ TestPoolRedis.test_10000_gets_from_50_tasks_max_open_8 = T(function()
     lu.assertTrue(count.n <= 8, count.n .. " conns dialed")
     lu.assertTrue(peak <= 8)
     local conns1 = R.info_field(admin.c, admin.rd, "stats", "total_connections_received")
-    print(string.format("\n[pool] %d GETs, %d dialed, redis saw %d new conns, peak in_use %d", done, count.n, conns1 - conns0, peak))
     lu.assertEquals(conns1 - conns0, count.n, "redis saw exactly the conns the pool dialed")
     local s = p:stats()
     lu.assertEquals(s.hits + s.misses, 10000)

@@ -101,6 +101,7 @@ function M.new(opts)
         _born = {}, _state = {},                -- conn -> dial time; conn -> IDLE | OUT
         _open = 0, _in_use = 0,                 -- _open includes dials in progress
         _wq = {}, _whead = 1, _wtail = 0,       -- FIFO of waiting gets
+        _timed = (idle_timeout or max_lifetime) ~= nil,   -- a janitor is needed
         _closed = false, _janitor = nil, _jwake = huge,
         hits = 0, misses = 0, evicted_dead = 0, evicted_dubious = 0, evicted_idle = 0,
         evicted_lifetime = 0, dial_errors = 0,
@@ -213,7 +214,6 @@ end
 
 -- arm: make sure the janitor will see conn c (just put, at time since).
 local function arm(self, c, since)
-    if not (self._idle_timeout or self._max_lifetime) then return end
     local j = self._janitor
     if not j then
         self._jwake = expiry(self, c, since)
@@ -227,8 +227,10 @@ end
 -- also run `health`) or pooled; otherwise it is retired, counted, and
 -- false is returned (the caller owns c's slot).
 local function check(self, c, since, for_get)
-    local t = now()
-    local why = expired(self, c, since, t)
+    local health = for_get and self._health
+    local t, why = 0, nil
+    if self._timed or health then t = now() end
+    if self._timed then why = expired(self, c, since, t) end
     if not why then
         local st = probe(c)
         if st == "dubious" then
@@ -236,8 +238,7 @@ local function check(self, c, since, for_get)
         elseif st ~= "ok" then
             why = "evicted_dead"
         else
-            local health = self._health
-            if not (for_get and health) or health(c, since and t - since or 0) then
+            if not health or health(c, since and t - since or 0) then
                 return true
             end
             why = "evicted_dead"
@@ -390,12 +391,12 @@ function Pool:put(conn, err)
         self._open = self._open - 1
         return true
     end
-    local t = now()
+    local t = (self._timed or self._health) and now() or 0
     n = n + 1
     self._idle[n], self._since[n] = conn, t
     self._nidle = n
     state[conn] = IDLE
-    arm(self, conn, t)
+    if self._timed then arm(self, conn, t) end
     return true
 end
 
