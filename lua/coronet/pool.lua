@@ -269,7 +269,7 @@ local function dial(self, ctx)
     self._born[c] = now()
     self._state[c] = OUT
     self._in_use = self._in_use + 1
-    return c, false
+    return c
 end
 
 -- wait: park until a put hands us a conn or a slot, the pool closes, or
@@ -303,9 +303,6 @@ end
 -- @param[opt] ctx a net.context bounding the wait and passed to dial
 --   (default: background, so the wait is unbounded)
 -- @treturn[1] conn the caller's until it calls `put`
--- @treturn[1] boolean reused: true for a pooled conn, false for a new one
---   (a request that fails on a reused conn may be retried once if it is
---   idempotent: the peer can close it just after the probe)
 -- @treturn[2] nil
 -- @treturn[2] error `ErrClosed` (pool closed, also for a waiting get),
 --   `ctx:err()` (ErrDeadlineExceeded, ErrCanceled), or dial's error
@@ -321,7 +318,7 @@ function Pool:get(ctx)
             self._state[c] = OUT
             self._in_use = self._in_use + 1
             self.hits = self.hits + 1
-            return c, true
+            return c
         end
         self._open = self._open - 1          -- nobody waits while conns are idle
     end
@@ -332,26 +329,28 @@ function Pool:get(ctx)
         return dial(self, ctx)
     end
     if not current() then return block(Pool.get, self, ctx) end
-    local c, err = wait(self, ctx)
-    if c == "slot" then
+    while true do
+        local c, err = wait(self, ctx)
+        if c == "slot" then
+            self.misses = self.misses + 1
+            return dial(self, ctx)
+        end
+        if not c then return nil, err end
+        -- a conn handed over by put: in use already; check it again
+        -- (the peer may have closed it since)
+        self._in_use = self._in_use - 1
+        if check(self, c, nil, true) then
+            self._in_use = self._in_use + 1
+            self.hits = self.hits + 1
+            return c
+        end
+        if self._closed then
+            self._open = self._open - 1
+            return nil, ErrClosed
+        end
         self.misses = self.misses + 1
-        return dial(self, ctx)
+        return dial(self, ctx)               -- its slot is ours
     end
-    if not c then return nil, err end
-    -- a conn handed over by put, in use already: check it again (the peer
-    -- may have closed it since)
-    self._in_use = self._in_use - 1
-    if check(self, c, nil, true) then
-        self._in_use = self._in_use + 1
-        self.hits = self.hits + 1
-        return c, true
-    end
-    if self._closed then
-        self._open = self._open - 1
-        return nil, ErrClosed
-    end
-    self.misses = self.misses + 1
-    return dial(self, ctx)                   -- its slot is ours
 end
 
 --- pool:put: give back a conn `get` handed out. It is closed instead of
