@@ -165,7 +165,11 @@ end)
 TestPool.test_put_with_err_closes = T(function(defer)
     local ln, _, gone = server(defer)
     local p <close> = net.pool{dial = counting_dial(tostring(ln:addr()))}
+    local c0 = assert(p:get())
+    p:put(c0, false)                          -- false is no error: pooled
+    lu.assertEquals(p:stats().idle, 1)
     local c = assert(p:get())
+    lu.assertIs(c, c0)
     lu.assertTrue(p:put(c, "write failed"))
     recv_n(gone, 1)                           -- the server saw it close
     local s = p:stats()

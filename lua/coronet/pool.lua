@@ -362,7 +362,7 @@ end
 -- `get` gets it first (FIFO). Raises when `conn` is not in use from this
 -- pool (a second put, or a conn from elsewhere).
 -- @param conn
--- @param[opt] err any non-nil value: the conn must not be reused
+-- @param[opt] err any value but nil or false: the conn must not be reused
 -- @treturn boolean true
 function Pool:put(conn, err)
     local state = self._state
@@ -370,7 +370,7 @@ function Pool:put(conn, err)
         error("pool: put of a conn that is not in use from this pool", 2)
     end
     self._in_use = self._in_use - 1
-    if err ~= nil or self._closed then
+    if err or self._closed then
         retire(self, conn)
         free_slot(self)
         return true
