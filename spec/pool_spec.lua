@@ -393,6 +393,38 @@ TestPool.test_close = T(function(defer)
     lu.assertIs(err, net.ErrClosed)
 end)
 
+TestPool.test_close_races = T(function(defer)
+    local ln = server(defer)
+    -- a slot passed to a waiter, then close before the waiter runs: no dial
+    local dial, count = counting_dial(tostring(ln:addr()))
+    local p = net.pool{dial = dial, max_open = 1}
+    local c = assert(p:get())
+    local t = H.spawn(function() return p:get() end)
+    while p:stats().waiting < 1 do net.yield() end
+    p:put(c, "broken")
+    p:close()
+    local v, err = H.join(t)
+    lu.assertNil(v)
+    lu.assertIs(err, net.ErrClosed)
+    lu.assertEquals(count.n, 1, "no dial for a closed pool")
+    lu.assertEquals(p:stats().open, 0)
+    -- close while `health` runs: the conn is closed, get says ErrClosed
+    local gate = net.chan()
+    local q = net.pool{dial = counting_dial(tostring(ln:addr())),
+                       health = function() gate:recv(); return true end}
+    local a = assert(q:get())
+    q:put(a)
+    local g = H.spawn(function() return q:get() end)
+    while not gate.recvq.head do net.yield() end             -- health is running
+    q:close()
+    gate:send(true)
+    v, err = H.join(g)
+    lu.assertNil(v)
+    lu.assertIs(err, net.ErrClosed)
+    lu.assertEquals(a:fd(), -1)
+    lu.assertEquals(q:stats().open, 0)
+end)
+
 TestPool.test_close_closes_idle = T(function(defer)
     local ln, _, gone = server(defer)
     do

@@ -315,6 +315,11 @@ function Pool:get(ctx)
         idle[n], since[n] = nil, nil
         self._nidle = n - 1
         if check(self, c, s, true) then
+            if self._closed then                 -- closed while `health` ran
+                retire(self, c)
+                self._open = self._open - 1
+                return nil, ErrClosed
+            end
             self._state[c] = OUT
             self._in_use = self._in_use + 1
             self.hits = self.hits + 1
@@ -329,28 +334,30 @@ function Pool:get(ctx)
         return dial(self, ctx)
     end
     if not current() then return block(Pool.get, self, ctx) end
-    while true do
-        local c, err = wait(self, ctx)
-        if c == "slot" then
-            self.misses = self.misses + 1
-            return dial(self, ctx)
-        end
-        if not c then return nil, err end
-        -- a conn handed over by put: in use already; check it again
-        -- (the peer may have closed it since)
-        self._in_use = self._in_use - 1
-        if check(self, c, nil, true) then
-            self._in_use = self._in_use + 1
-            self.hits = self.hits + 1
-            return c
-        end
+    local c, err = wait(self, ctx)
+    if c == "slot" then
         if self._closed then
             self._open = self._open - 1
             return nil, ErrClosed
         end
         self.misses = self.misses + 1
-        return dial(self, ctx)               -- its slot is ours
+        return dial(self, ctx)
     end
+    if not c then return nil, err end
+    -- a conn handed over by put, in use already: check it again (the peer
+    -- may have closed it since)
+    self._in_use = self._in_use - 1
+    if check(self, c, nil, true) then
+        self._in_use = self._in_use + 1
+        self.hits = self.hits + 1
+        return c
+    end
+    if self._closed then
+        self._open = self._open - 1
+        return nil, ErrClosed
+    end
+    self.misses = self.misses + 1
+    return dial(self, ctx)                   -- its slot is ours
 end
 
 --- pool:put: give back a conn `get` handed out. It is closed instead of

@@ -10,7 +10,7 @@
 local pool = require "coronet.pool"
 local errors = require "coronet.errors"
 
-local type, error, pairs, tostring, setmetatable = type, error, pairs, tostring, setmetatable
+local type, error, pairs, pcall, setmetatable = type, error, pairs, pcall, setmetatable
 
 local M = {}
 
