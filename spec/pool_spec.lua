@@ -217,7 +217,7 @@ TestPool.test_unsolicited_bytes_are_dubious = T(function(defer)
     -- bytes buffered above the socket (a bufio reader) count too
     local obj = {n = 3, closed = false}
     function obj.buffered(o) return o.n end
-    function obj.fd() return fa end
+    function obj.fd() return -1 end
     function obj.close(o) o.closed = true end
     local q <close> = net.pool{dial = function() return obj end}
     assert(q:get() == obj)
