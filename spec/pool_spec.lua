@@ -292,6 +292,24 @@ TestPool.test_waiters_fifo_and_deadline = T(function(defer)
     lu.assertEquals({s.open, s.idle, s.waiting, s.hits, s.misses}, {1, 1, 0, 3, 1})
 end)
 
+TestPool.test_timed_out_waiters_leave_no_trace = T(function(defer)
+    local ln = server(defer)
+    local p <close> = net.pool{dial = counting_dial(tostring(ln:addr())), max_open = 1}
+    local c = assert(p:get())
+    local keeper = H.spawn(function() return p:get() end)     -- a live waiter throughout
+    while p:stats().waiting < 1 do net.yield() end
+    local ended = net.context.with_timeout(net.context.background(), 0)
+    for _ = 1, 1000 do
+        local v, err = p:get(ended)
+        assert(v == nil and err == net.ErrDeadlineExceeded)
+    end
+    lu.assertEquals(p:stats().waiting, 1)
+    lu.assertTrue(p._wtail - p._whead + 1 <= 40, "queue entries: " .. (p._wtail - p._whead + 1))
+    p:put(c)
+    lu.assertIs(H.join(keeper), c, "the live waiter still gets the conn")
+    p:put(c)
+end)
+
 TestPool.test_freed_slot_goes_to_waiter = T(function(defer)
     local ln = server(defer)
     local dial, count = counting_dial(tostring(ln:addr()))

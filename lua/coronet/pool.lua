@@ -101,6 +101,7 @@ function M.new(opts)
         _born = {}, _state = {},                -- conn -> dial time; conn -> IDLE | OUT
         _open = 0, _in_use = 0,                 -- _open includes dials in progress
         _wq = {}, _whead = 1, _wtail = 0,       -- FIFO of waiting gets
+        _nwait = 0, _ndead = 0,                 -- live waiters; entries whose ctx ended
         _timed = (idle_timeout or max_lifetime) ~= nil,   -- a janitor is needed
         _closed = false, _janitor = nil, _jwake = huge,
         hits = 0, misses = 0, evicted_dead = 0, evicted_dubious = 0, evicted_idle = 0,
@@ -144,8 +145,27 @@ local function pop_waiter(self)
     local w = wq[h]
     wq[h] = nil
     self._whead = h + 1
-    if not w.done then return w end
+    if not w.done then
+        self._nwait = self._nwait - 1
+        return w
+    end
+    self._ndead = self._ndead - 1
     return pop_waiter(self)                 -- a waiter whose ctx ended: skip it
+end
+
+-- compact: drop the entries of waiters whose ctx ended, so gets that time
+-- out while every conn stays out cannot grow the queue without bound.
+local function compact(self)
+    local wq, j = self._wq, 0
+    for i = self._whead, self._wtail do
+        local w = wq[i]
+        wq[i] = nil
+        if not w.done then
+            j = j + 1
+            wq[j] = w
+        end
+    end
+    self._whead, self._wtail, self._ndead = 1, j, 0
 end
 
 -- serve: complete waiter w with what it gets and wake its task.
@@ -280,11 +300,16 @@ local function wait(self, ctx)
     local t = self._wtail + 1
     self._wtail = t
     self._wq[t] = w
+    self._nwait = self._nwait + 1
     while true do
         local r = park_ctx(nil, KIND_SYNC, ctx)
         if w.done then break end
         if r == CANCELED and ctx and ctx:err() then
             w.done = true                    -- pop_waiter skips it
+            self._nwait = self._nwait - 1
+            local dead = self._ndead + 1
+            self._ndead = dead
+            if dead > 16 and dead > self._nwait then compact(self) end
             return nil, ctx:err()
         end
     end
@@ -433,6 +458,7 @@ function Pool:close()
             serve(w, nil, false)
         end
     end
+    self._whead, self._wtail, self._nwait, self._ndead = 1, 0, 0, 0
     if self._janitor then wake(self._janitor) end
     return true
 end
@@ -444,13 +470,8 @@ end
 -- `evicted_lifetime`, `dial_errors`, and `closed` (boolean).
 -- @treturn table
 function Pool:stats()
-    local waiting = 0
-    local wq = self._wq
-    for i = self._whead, self._wtail do
-        if not wq[i].done then waiting = waiting + 1 end
-    end
     return {
-        open = self._open, idle = self._nidle, in_use = self._in_use, waiting = waiting,
+        open = self._open, idle = self._nidle, in_use = self._in_use, waiting = self._nwait,
         hits = self.hits, misses = self.misses, evicted_dead = self.evicted_dead,
         evicted_dubious = self.evicted_dubious, evicted_idle = self.evicted_idle,
         evicted_lifetime = self.evicted_lifetime, dial_errors = self.dial_errors,
