@@ -259,6 +259,16 @@ TestPool.test_health_fn = T(function(defer)
     lu.assertNotIs(b, a)
     lu.assertEquals(p:stats().evicted_dead, 1)
     p:put(b)
+    -- a health fn that raises: the error reaches the caller, the conn is
+    -- closed and its slot freed
+    local q <close> = net.pool{dial = counting_dial(tostring(ln:addr())), max_open = 1,
+                               health = function() error("health bug") end}
+    local c = assert(q:get())
+    q:put(c)
+    lu.assertErrorMsgContains("health bug", q.get, q)
+    lu.assertEquals(c:fd(), -1)
+    lu.assertEquals(q:stats().open, 0)
+    q:put(assert(q:get()))                    -- the slot is free: a new dial
 end)
 
 TestPool.test_waiters_fifo_and_deadline = T(function(defer)

@@ -257,10 +257,16 @@ local function check(self, c, since, for_get)
             why = "evicted_dubious"
         elseif st ~= "ok" then
             why = "evicted_dead"
+        elseif not health then
+            return true
         else
-            if not health or health(c, since and t - since or 0) then
-                return true
+            local ok, good = pcall(health, c, since and t - since or 0)
+            if not ok then                   -- a bug in health: lose no slot, raise it
+                retire(self, c)
+                free_slot(self)
+                error(good, 0)
             end
+            if good then return true end
             why = "evicted_dead"
         end
     end
