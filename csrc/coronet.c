@@ -36,6 +36,7 @@ int luaopen_coronet_core(lua_State *L) {
     bufio_open(L);
     resolver_open(L);
     fdwatch_open(L);
+    probe_open(L);
     addr_open(L);
     lua_setfield(L, -2, "ip");
     return 1;

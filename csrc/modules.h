@@ -12,5 +12,7 @@ int listener_open(lua_State *L);
 int resolver_open(lua_State *L);
 /* fdwatch_open: watching a terminal or pipe fd (csrc/fdwatch.c). */
 int fdwatch_open(lua_State *L);
+/* probe_open: core.probe, the pool's idle-socket health check (csrc/probe.c). */
+int probe_open(lua_State *L);
 
 #endif
