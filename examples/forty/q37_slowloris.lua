@@ -28,7 +28,7 @@ net.run(function()
                     if err == net.bufio.ErrTooLong then c:write("431 too long\n") end
                     return
                 end
-                if line == "hold" then net.sleep(1.5, ctx) end
+                if line == "hold" then net.sleep(0.2) end      -- within write_timeout
                 c:write("ok " .. line .. "\n")
             end
         end}
