@@ -56,9 +56,10 @@ net.run(function()
         net.yield()
     end
     -- the closer
+    local flood = string.rep("x", 16 << 20)
     local blocked_writer = net.go(function()
         s:close_read()
-        return c:write(string.rep("x", 64 << 20))    -- blocks: the peer stops reading
+        return c:write(flood)                        -- blocks: the peer stops reading
     end)
     while net.debug.stats().blocked.write == 0 do net.yield() end
     c:close()

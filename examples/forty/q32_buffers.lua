@@ -16,6 +16,8 @@ local net = require "coronet"
 
 local function get(c, name) return net.getsockopt(c:fd(), "SOL_SOCKET", name) end
 
+local PAYLOAD = string.rep("x", 16 << 20)      -- made once, before any deadline is set
+
 -- how many bytes one write pushes into a peer that never reads, before it blocks
 local function burst(ln, size)
     local c <close> = assert(net.dial("tcp", tostring(ln:addr())))
@@ -25,7 +27,7 @@ local function burst(ln, size)
         assert(s:set_read_buffer(size))
     end
     c:set_write_deadline(net.now() + 0.3)
-    local n, err, written = c:write(string.rep("x", 64 << 20))
+    local n, err, written = c:write(PAYLOAD)
     assert(n == nil and err.timeout, "the write should have blocked")
     return written
 end

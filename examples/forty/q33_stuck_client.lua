@@ -14,7 +14,8 @@ package.cpath = here .. "/../../build/?.so;" .. package.cpath
 local F = require "forty"
 local net = require "coronet"
 
-local TOTAL = 32 << 20
+local TOTAL = 16 << 20
+local PAYLOAD = string.rep("r", TOTAL)          -- made before the deadline is set
 net.run(function()
     local ln <close> = assert(net.listen("tcp", "127.0.0.1:0"))
     local client <close> = assert(net.dial("tcp", tostring(ln:addr())))   -- never reads
@@ -23,7 +24,7 @@ net.run(function()
     F.say("Q33. the server writes a %d MiB response to a client that stopped reading", TOTAL >> 20)
     local w = net.go(function()
         s:set_write_deadline(net.now() + 0.5)
-        return s:write(string.rep("r", TOTAL))
+        return s:write(PAYLOAD)
     end)
     while net.debug.stats().blocked.write == 0 do net.yield() end
     local where

@@ -15,14 +15,15 @@ local F = require "forty"
 local net = require "coronet"
 F.need("q33", "net.debug.conns", net.debug.conns)
 
-local TOTAL = 32 << 20
+local TOTAL = 16 << 20
+local PAYLOAD = string.rep("r", TOTAL)          -- made before the deadline is set
 net.run(function()
     local ln <close> = assert(net.listen("tcp", "127.0.0.1:0"))
     local client <close> = assert(net.dial("tcp", tostring(ln:addr())))   -- never reads
     local s <close> = assert(ln:accept())
     local w = net.go(function()
         s:set_write_deadline(net.now() + 1)
-        return s:write(string.rep("r", TOTAL))
+        return s:write(PAYLOAD)
     end)
     while net.debug.stats().blocked.write == 0 do net.yield() end
 
