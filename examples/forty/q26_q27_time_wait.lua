@@ -38,9 +38,10 @@ local function server()
     return ln, outcomes
 end
 
-local function run_clients(ln, outcomes, linger0)
+local function run_clients(ln, outcomes, linger0, mine)
     for _ = 1, N do
         local c = assert(net.dial("tcp", tostring(ln:addr())))
+        mine[c:local_addr().port] = true
         c:write("req")
         assert(c:read(100) == "resp")
         if linger0 then assert(c:set_linger(0)) end
@@ -64,10 +65,11 @@ end
 net.run(function()
     F.say("Q27. %d conns, the client closes first (FIN)", N)
     local ln1, out1 = server()
-    local seen = run_clients(ln1, out1, false)
+    local mine1, mine2 = {}, {}
+    local seen = run_clients(ln1, out1, false, mine1)
     local client_side, server_side
     for _ = 1, 200 do                         -- the last FIN/ACKs (bounded: 2 s)
-        client_side, server_side = F.tcp_states(ln1:addr().port)
+        client_side, server_side = F.tcp_states(ln1:addr().port, mine1)
         if (client_side.TIME_WAIT or 0) >= N then break end
         net.sleep(0.01)
     end
@@ -79,8 +81,8 @@ net.run(function()
 
     F.say("Q26. the same %d conns with c:set_linger(0) before close (RST)", N)
     local ln2, out2 = server()
-    seen = run_clients(ln2, out2, true)
-    client_side, server_side = F.tcp_states(ln2:addr().port)
+    seen = run_clients(ln2, out2, true, mine2)
+    client_side, server_side = F.tcp_states(ln2:addr().port, mine2)
     F.say("  server's second read: %s; client side: %s; server side: %s",
           fmt(seen), fmt(client_side), fmt(server_side))
     F.check(seen.ECONNRESET == N, "the peer sees ECONNRESET, not EOF")

@@ -77,10 +77,13 @@ local TCP_STATES = {["01"] = "ESTABLISHED", ["02"] = "SYN_SENT", ["03"] = "SYN_R
     ["04"] = "FIN_WAIT1", ["05"] = "FIN_WAIT2", ["06"] = "TIME_WAIT", ["07"] = "CLOSE",
     ["08"] = "CLOSE_WAIT", ["09"] = "LAST_ACK", ["0A"] = "LISTEN", ["0B"] = "CLOSING"}
 
---- tcp_states(port) -> {STATE = n}, {STATE = n}: the kernel's TCP sockets
--- (/proc/net/tcp and tcp6) whose remote port is `port` (the dialing side),
--- then those whose local port is `port` (the listening side), by state.
-function F.tcp_states(port)
+--- tcp_states(port [, mine]) -> {STATE = n}, {STATE = n}: the kernel's TCP
+-- sockets (/proc/net/tcp and tcp6) whose remote port is `port` (the dialing
+-- side), then those whose local port is `port` (the listening side), by
+-- state. `mine` ({[local_port] = true}) keeps only the dialing-side sockets
+-- on those local ports: a TIME_WAIT left by someone else's earlier conn to
+-- a server that had the same port number must not count.
+function F.tcp_states(port, mine)
     local remote, localside = {}, {}
     for _, file in ipairs{"/proc/net/tcp", "/proc/net/tcp6"} do
         local f = io.open(file)
@@ -90,7 +93,7 @@ function F.tcp_states(port)
                 local lp, rp, st = line:match("^%s*%d+: %x+:(%x+) %x+:(%x+) (%x%x)")
                 if st then
                     local name = TCP_STATES[st] or st
-                    if tonumber(rp, 16) == port then remote[name] = (remote[name] or 0) + 1 end
+                    if tonumber(rp, 16) == port and (not mine or mine[tonumber(lp, 16)]) then remote[name] = (remote[name] or 0) + 1 end
                     if tonumber(lp, 16) == port then localside[name] = (localside[name] or 0) + 1 end
                 end
             end
