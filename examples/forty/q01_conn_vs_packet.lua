@@ -17,6 +17,12 @@ net.run(function()
     local s <close> = assert(ln:accept())
     assert(c:write("abc"))
     assert(c:write("def"))
+    -- loopback delivers at once, but under load the kernel may defer it:
+    -- wait (bounded) until both writes sit in s's receive queue
+    for _ = 1, 100 do
+        if F.recv_q(s:local_addr().port, c:local_addr().port) == 6 then break end
+        net.sleep(0.01)
+    end
     local got = assert(s:read(100))
     F.say("  read(100) -> %q", got)
     F.check(got == "abcdef", "one stream read returned both writes: the boundary is gone", got)

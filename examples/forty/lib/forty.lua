@@ -103,6 +103,13 @@ function F.tcp_states(port, mine)
     return remote, localside
 end
 
+--- recv_q(lport, rport) -> n: the bytes queued unread on the established TCP
+-- socket from local port lport to remote port rport (ss's Recv-Q), or nil.
+function F.recv_q(lport, rport)
+    local out = F.sh("ss -tnH state established '( sport = :" .. lport .. " and dport = :" .. rport .. " )'")
+    return tonumber(out:match("^%s*(%d+)"))
+end
+
 --- sysctl(name) -> string: a value under /proc/sys (dots as in sysctl).
 function F.sysctl(name)
     local f = io.open("/proc/sys/" .. name:gsub("%.", "/"))
