@@ -38,6 +38,10 @@ net.run(function()
     local raw = assert(net.dial("tcp", addr))
     raw:write("a"); assert(raw:read(100))
     server_conns[#server_conns]:close()                    -- a FIN we don't look at
+    for _ = 1, 100 do                                      -- until our kernel has it
+        if F.sh("ss -tnH state close-wait '( sport = :" .. raw:local_addr().port .. " )'") ~= "" then break end
+        net.sleep(0.01)
+    end
     local wn = raw:write("request")
     local d, err = raw:read(100)
     F.say("  write -> %s; read -> %s", tostring(wn), tostring(err))
@@ -45,14 +49,18 @@ net.run(function()
     raw:close()
 
     local pool <close> = net.pool{dial = function(ctx) return net.dial("tcp", addr, ctx) end,
-                                  max_idle = 2, idle_timeout = 0.3}
+                                  max_idle = 2, idle_timeout = 1}
     local c1 = assert(pool:get())
     c1:write("one"); assert(c1:read(100) == "re:one")
     pool:put(c1)
     F.check(pool:stats().idle == 1, "put() parks the conn as idle")
     local s1 = server_conns[#server_conns]
+    local sport, p1 = ln:addr().port, c1:local_addr().port
     s1:set_linger(0); s1:close()                           -- the peer resets it while idle
-    net.sleep(0.05)
+    for _ = 1, 100 do                                      -- until our kernel has the RST
+        if not F.recv_q(p1, sport) then break end
+        net.sleep(0.01)
+    end
     local c2 = assert(pool:get())
     F.say("Q31. net.pool: the idle conn was reset; get() -> %s (a new one: %s)", tostring(c2), tostring(c2 ~= c1))
     F.check(c2 ~= c1, "get() did not hand out the dead conn")
@@ -62,12 +70,16 @@ net.run(function()
     pool:put(c2)
 
     local s2 = server_conns[#server_conns]
+    local p2 = c2:local_addr().port
     s2:write("stray")                                      -- bytes nobody asked for
-    net.sleep(0.05)
+    for _ = 1, 100 do                                      -- until they sit in c2's queue
+        if F.recv_q(p2, sport) == 5 then break end
+        net.sleep(0.01)
+    end
     local c3 = assert(pool:get())
     F.check(c3 ~= c2 and pool:stats().evicted_dubious == 1, "an idle conn with unread bytes is dubious: evicted")
     pool:put(c3)
-    local limit = net.now() + 3
+    local limit = net.now() + 5
     while pool:stats().idle > 0 and net.now() < limit do net.sleep(0.05) end
     F.check(pool:stats().idle == 0 and pool:stats().evicted_idle >= 1, "idle_timeout retires idle conns by timer")
     ln:close()
