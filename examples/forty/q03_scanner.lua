@@ -28,7 +28,7 @@ net.run(function()
     F.check(raw == "hel", "a raw read returns whatever arrived, not a record", raw)
 
     local sc = net.bufio.scanner(c)
-    lines = {}
+    local lines = {}
     go:send(true)
     go:send(true)
     while sc:scan() do lines[#lines + 1] = sc:text() end
