@@ -3,6 +3,7 @@
 #   make check      install missing Debian packages, build with -Werror,
 #                   run the spec suite and a smoke run of every example
 #   make demo       the narrated tour on loopback (examples/tour.lua)
+#   make forty      the forty Go net questions, each answered by a script (docs/forty.md)
 #   make asan       the spec suite under ASan+UBSan
 #   make valgrind   the spec suite under valgrind memcheck
 #   make rock       luarocks make into a scratch tree and require it
@@ -47,6 +48,9 @@ demo: deps-demo
 	$(MAKE) all
 	$(LUAENV) $(LUA) examples/tour.lua
 
+forty: all
+	@for f in examples/forty/q*.lua; do echo "== $$f"; $(LUAENV) timeout 60 $(LUA) $$f || exit 1; echo; done
+
 asan:
 	$(MAKE) BUILD=build/asan OPT=-O1 CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined' LDFLAGS='-fsanitize=address,undefined'
 	LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/asan/?.so;;' \
@@ -72,4 +76,4 @@ install: $(SO)
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all deps deps-demo check demo asan valgrind rock install clean
+.PHONY: all deps deps-demo check demo forty asan valgrind rock install clean

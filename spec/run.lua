@@ -27,17 +27,19 @@ local failed = (r.failureCount or 0) + (r.errorCount or 0)
 -- within 60 s (an example that serves forever takes --selftest to mean
 -- "start, exercise yourself once, stop").
 if not os.getenv("SPEC_NO_EXAMPLES") and not pattern then
-    local ex = io.popen("ls examples/*.lua")
+    local ex = io.popen("ls examples/*.lua examples/forty/*.lua")   -- forty: docs/forty.md
     for f in ex:lines() do
-        local cmd = "timeout 60 lua5.4 " .. f .. " --selftest >/tmp/coronet-example.out 2>&1 </dev/null"
+        local log = os.tmpname()    -- its own file: other runs on the machine write theirs
+        local cmd = "timeout 60 lua5.4 " .. f .. " --selftest >" .. log .. " 2>&1 </dev/null"
         if os.execute(cmd) then
             passed = passed + 1
             print("example ok: " .. f)
         else
             failed = failed + 1
             print("example FAILED: " .. f)
-            os.execute("tail -20 /tmp/coronet-example.out")
+            os.execute("tail -20 " .. log)
         end
+        os.remove(log)
     end
     ex:close()
 end
