@@ -12,7 +12,6 @@ package.path = here .. "/lib/?.lua;" .. here .. "/../../lua/?.lua;" .. here .. "
 package.cpath = here .. "/../../build/?.so;" .. package.cpath
 local F = require "forty"
 local net = require "coronet"
-F.need("q31", "net.pool", net.pool)
 
 net.run(function()
     -- a server whose conns answer each request; `kill` resets or closes them

@@ -15,7 +15,6 @@ package.path = here .. "/lib/?.lua;" .. here .. "/../../lua/?.lua;" .. here .. "
 package.cpath = here .. "/../../build/?.so;" .. package.cpath
 local F = require "forty"
 local net = require "coronet"
-F.need("q40", "net.tls", net.tls)
 local tls, errors = net.tls, net.errors
 
 local dir = F.sh("mktemp -d"):gsub("%s+$", "")
@@ -28,7 +27,12 @@ assert(made, "openssl could not make a certificate")
 net.run(function()
     F.say("Q40. a peer that accepts TCP and never answers the ClientHello")
     local mute <close> = assert(net.listen("tcp", "127.0.0.1:0"))
-    net.go(function() local s = mute:accept(); if s then s:read(1 << 16); s:close() end end)
+    net.go(function()                                 -- reads the ClientHello, answers nothing
+        local s = mute:accept()
+        if not s then return end
+        while s:read(1 << 16) do end                   -- until the client gives up and closes
+        s:close()
+    end)
     local raw = assert(net.dial("tcp", tostring(mute:addr())))
     local tc = tls.client(raw, tls.config{server_name = "localhost", ca_file = cert})
     tc:set_deadline(net.now() + 0.3)                  -- before the handshake: it covers it
