@@ -341,7 +341,6 @@ static int conn_write_k(lua_State *L, int status, lua_KContext kctx) {
     int cause = task_resume_cause(L, t, status, ctxidx);
     int r = 0;
     size_t len = to - from;
-    if (cause && held && c->tls) tls_gave_up(c, cause);
     while (!cause) {
         if (c->h.fd < 0) { cause = ERR_CLOSED; break; }
         if (handle_deadline_passed(c->h.wrl)) { cause = ERR_TIMEOUT; break; }
@@ -376,6 +375,7 @@ static int conn_write_k(lua_State *L, int status, lua_KContext kctx) {
         return task_park_ctx(L, t, &c->h.wr, c->h.wrl, PARK_WRITE, ctxidx, (lua_KContext)done,
                              conn_write_k);
     }
+    if (cause && c->tls) tls_gave_up(c, cause);
     if (held) conn_write_unlock(c);
     if (r) return conn_write_fail(L, c, "write", r, done);
     if (cause) return conn_write_fail(L, c, NULL, cause, done);

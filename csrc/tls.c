@@ -30,6 +30,7 @@ typedef struct tls_state {
     long verr;           /* the first certificate verification error seen */
     waitq xq;            /* tasks waiting until the holder of a slot they need has run */
     uint8_t server, hs_done, eof_seen, reading, shut_sent, fatal;
+    uint8_t wpending;    /* SSL_write wanted I/O: a record is half sent, retry the same bytes */
     char *name;          /* client: the server name verified and sent (SNI) */
     char code[40];       /* the last ERR_TLS failure: stable code ... */
     char msg[384];       /* ... and message */
@@ -278,7 +279,7 @@ void tls_failed(conn *c, int cause) {
 
 void tls_gave_up(conn *c, int cause) {
     tls_state *s = tls_of(c);
-    if (s && !s->sticky_wr && cause != ERR_CLOSED)
+    if (s && s->wpending && !s->sticky_wr && cause != ERR_CLOSED)
         s->sticky_wr = cause == ERR_CTX ? ERR_CANCELED : cause;
 }
 
@@ -352,9 +353,13 @@ ssize_t tls_write(conn *c, const char *buf, size_t len, int *cause) {
     if (len > INT_MAX) len = INT_MAX;
     s->sys_errno = 0;
     ERR_clear_error();
-    if (SSL_write_ex(s->ssl, buf, len, &n) == 1) return (ssize_t)n;
+    if (SSL_write_ex(s->ssl, buf, len, &n) == 1) {
+        s->wpending = 0;
+        return (ssize_t)n;
+    }
     *cause = tls_cause(s, 0);
-    if (*cause != TLS_WANT_IN && *cause != TLS_WANT_OUT) s->sticky_wr = *cause;
+    if (*cause == TLS_WANT_IN || *cause == TLS_WANT_OUT) s->wpending = 1;
+    else s->sticky_wr = *cause;
     return -1;
 }
 

@@ -41,8 +41,9 @@ int tls_park(lua_State *L, conn *c, task *t, int want, int role, int ctxidx,
  * slot, lets the tasks waiting behind it try again. No-op on plain conns. */
 void tls_resumed(conn *c, task *t, int role);
 
-/* tls_gave_up: a write parked mid-record ended with cause (deadline, ctx,
- * close): later writes fail with it, as Go's (the record can't be resent). */
+/* tls_gave_up: a write ended with cause (deadline, ctx) while OpenSSL held
+ * a half-sent record: later writes fail with it, as Go's (no other bytes
+ * may follow a half-sent record). No-op otherwise. */
 void tls_gave_up(conn *c, int cause);
 
 /* tls_failed: an operation before the handshake completed failed with

@@ -861,6 +861,72 @@ function TestTLS:test_gc_of_unclosed_tls_conns_frees_them()
     end)()
 end
 
+function TestTLS:test_sslscan_finds_no_old_protocol_and_no_cipher_without_forward_secrecy()
+    -- the example's server, as a user would run it (LD_PRELOAD kept: under
+    -- make asan the child loads the sanitized core.so too)
+    local pipe = assert(io.popen("echo $$; exec lua5.4 examples/tls_echo.lua --serve 0 2>&1"))
+    local pid = tonumber(pipe:read("l"))
+    local first = pipe:read("l") or ""
+    local port = first:match("127%.0%.0%.1:(%d+)")
+    local scan = ""
+    if port then
+        local sp = assert(io.popen("unset LD_PRELOAD; timeout 60 sslscan --no-colour 127.0.0.1:" .. port .. " 2>&1"))
+        scan = sp:read("a")
+        sp:close()
+    end
+    os.execute("kill " .. pid .. " 2>/dev/null")
+    pipe:close()
+    lu.assertNotNil(port, "tls_echo.lua --serve did not start: " .. first)
+    for _, old in ipairs{"SSLv2", "SSLv3", "TLSv1.0", "TLSv1.1"} do
+        local pat = "\n" .. old:gsub("%.", "%%.") .. "%s+disabled"
+        lu.assertNotNil(scan:find(pat), old .. " must be disabled:\n" .. scan)
+    end
+    lu.assertStrContains(scan, "TLSv1.3   enabled")
+    lu.assertStrContains(scan, "Session renegotiation not supported")
+    local n = 0
+    for proto, suite in scan:gmatch("\n%a+%s+(TLSv1%.%d)%s+%d+ bits%s+(%S+)") do
+        n = n + 1
+        lu.assertTrue(proto == "TLSv1.3" or suite:find("^ECDHE%-") ~= nil,
+                      proto .. " " .. suite .. " has no forward secrecy")
+        lu.assertNil(suite:find("CBC", 1, true), suite .. " is a CBC suite")
+    end
+    lu.assertTrue(n >= 4, "sslscan listed no accepted suites:\n" .. scan)
+end
+
+function TestTLS:test_pool_over_tls_conns_probes_through_tls()
+    H.test(function(defer)
+        local ln, seen = echo_server(defer)
+        local dials = 0
+        local pool = defer(net.pool{max_idle = 2, dial = function(ctx)
+            dials = dials + 1
+            return tls.dial("tcp", addr(ln, "localhost"), CLI, ctx)
+        end})
+        local c = assert(pool:get())
+        assert(c:write("p1"))
+        lu.assertEquals(c:read(), "p1")
+        pool:put(c)
+        local c2 = assert(pool:get())
+        lu.assertTrue(rawequal(c, c2), "a healthy idle TLS conn is reused")
+        pool:put(c2)
+        -- the server ends the conn (close_notify): the next get must not hand it out
+        H.settle()
+        lu.assertNotNil(seen[1])
+        local victim = c2
+        local t = seen[1]
+        net.go(function() victim:close_write() end)   -- the echo server then closes its side
+        local limit = net.now() + 5
+        while not t.done and net.now() < limit do net.sleep(0.005) end
+        lu.assertTrue(t.done)
+        local c3 = assert(pool:get())
+        lu.assertFalse(rawequal(c3, victim), "a TLS conn whose peer closed is never handed out")
+        lu.assertEquals(pool:stats().evicted_dead, 1)
+        assert(c3:write("p3"))
+        lu.assertEquals(c3:read(), "p3")
+        pool:put(c3)
+        lu.assertEquals(dials, 2)
+    end)()
+end
+
 -- remove the certificates when the suite is done with them
 local remove_ca = CA.remove
 TestTLSZZCleanup = {}
