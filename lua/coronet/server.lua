@@ -16,6 +16,7 @@ local errors = require "coronet.errors"
 local sched = require "coronet.sched"
 local sync = require "coronet.sync"
 local context = require "coronet.context"
+local bufio = require "coronet.bufio"
 
 local now = core.now
 local go, sleep = sched.go, sched.sleep
@@ -179,7 +180,7 @@ function Conn:reader()
     local rd = self.rd
     if not rd then
         local m = self.srv.max_request
-        rd = core.bufio_reader(self.conn, m < 4096 and m or 4096, m)
+        rd = bufio.reader(self.conn, {size = m < 4096 and m or 4096, max_token = m})
         self.rd = rd
     end
     return rd
