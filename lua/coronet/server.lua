@@ -482,4 +482,5 @@ function Server:__tostring()
 end
 
 M.Server, M.Conn = Server, Conn
+M._ip_key = ip_key                            -- for the specs
 return setmetatable(M, {__call = function(_, opts) return M.new(opts) end})
