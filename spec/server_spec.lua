@@ -394,9 +394,11 @@ function TestServer:test_graceful_shutdown_under_load()
     end, WD)()
 end
 
--- slowhttptest in slow-headers (-H) and slow-body (-B) modes at once,
--- about 10 s, while curl goes on being answered: the server cuts the slow
--- conns with its first-byte/read deadlines.
+-- slowhttptest in slow-headers (-H) and slow-body (-B) modes at once
+-- (200 conns each at 50/s; -l 15 bounds it, but it ends sooner with "No
+-- open connections left" once the server has cut them all), while curl
+-- goes on being answered: the server cuts the slow conns with its
+-- first-byte/read deadlines.
 function TestServer:test_slowhttptest_slowloris_and_slow_body()
     if os.execute("command -v slowhttptest >/dev/null") ~= true then
         print("\n  skipped: slowhttptest is not installed")
@@ -408,9 +410,10 @@ function TestServer:test_slowhttptest_slowloris_and_slow_body()
         defer(app.srv)
         local dir = H.tmpdir()
         defer(function() H.rm(dir) end)
+        local C = 200                             -- slow conns per mode, opened at 50/s
         local function attack(mode)
-            return H.spawn(sh, fmt("timeout 40 slowhttptest %s -c 60 -r 30 -i 1 -x 10 -l 10 -p 3 "
-                .. "-s 8192 -u %s -g -o %s/%s", mode, app.url, dir, mode:sub(2)))
+            return H.spawn(sh, fmt("timeout 40 slowhttptest %s -c %d -r 50 -i 1 -x 10 -l 15 -p 3 "
+                .. "-s 8192 -u %s -g -o %s/%s", mode, C, app.url, dir, mode:sub(2)))
         end
         local h, b = attack("-H"), attack("-B")
         local answered, asked = 0, 0
@@ -427,10 +430,12 @@ function TestServer:test_slowhttptest_slowloris_and_slow_body()
         H.join(prober)
         lu.assertEquals(hcode, 0, hout)
         lu.assertEquals(bcode, 0, bout)
+        lu.assertStrContains(hout, "No open connections left")   -- all cut before -l ran out
+        lu.assertStrContains(bout, "No open connections left")
         lu.assertTrue(asked >= 5)
         lu.assertEquals(answered, asked, "every normal request was answered during the attack")
         local s = app.srv:stats()
-        lu.assertTrue(s.timed_out >= 60, "slow conns cut by deadlines: " .. s.timed_out)
+        lu.assertTrue(s.timed_out >= 2 * C * 0.9, "slow conns cut by deadlines: " .. s.timed_out)
         for _, mode in ipairs{"H", "B"} do
             local f = assert(io.open(dir .. "/" .. mode .. ".csv"), mode .. ".csv")
             local max_closed = 0
@@ -439,7 +444,8 @@ function TestServer:test_slowhttptest_slowloris_and_slow_body()
                 if closed and closed > max_closed then max_closed = closed end
             end
             f:close()
-            lu.assertTrue(max_closed > 0, mode .. ": slowhttptest saw conns closed")
+            lu.assertTrue(max_closed >= C / 2, mode .. ": slowhttptest saw its conns closed: "
+                          .. max_closed)
             print(fmt("\n  slowhttptest -%s: up to %d conns closed by the server", mode, max_closed))
         end
         print(fmt("  timed_out = %d, curl answered %d/%d", s.timed_out, answered, asked))
@@ -533,6 +539,8 @@ function TestServer:test_emfile_backs_off_without_spinning_and_recovers()
         lu.assertStrContains(msg, "too many open files")
         lu.assertEquals(n_backoff, 8, "5 ms doubling: 5, 10, 20, 40, 80, 160, 320, 640 ms")
         lu.assertTrue(held < N, "the child ran out of fds with " .. held .. " served")
+        -- the backoffs really slept (a lower bound: load only adds to it)
+        lu.assertTrue(t1 - t0 >= 0.6, fmt("%.3f s from the 1st to the 8th backoff", t1 - t0))
         local ratio = (cpu1 - cpu0) / 100 / (t1 - t0)
         lu.assertTrue(ratio < 0.2, fmt("CPU/wall during EMFILE backoff = %.3f", ratio))
         release:close()                          -- fds come back: the rest are served
