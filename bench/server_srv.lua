@@ -1,0 +1,59 @@
+--- bench/server_srv.lua WORKLOAD PORT: bench/server.lua's echo and http
+-- servers written on net.server, so that run.sh can compare what the
+-- server costs over the hand-written accept loop (srv us/op). http runs
+-- with the per-request machinery a real server uses: next_request marks
+-- each request's boundary and arms its deadlines, the header is capped by
+-- sc:reader(). echo is a byte stream with no request boundaries, so it
+-- runs without timeouts (a deadline from accept would cut long-lived
+-- echo conns): there the server's cost is per conn (admission, tracking).
+local net = require "coronet"
+
+local workload, port = arg[1], arg[2]
+assert(workload and port, "usage: server_srv.lua echo|http PORT")
+
+local RESP = "HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\nHello, World!"
+local RESP_CLOSE = "HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n"
+    .. "Connection: close\r\n\r\nHello, World!"
+
+local function echo(c)
+    while true do
+        local data = c:read(65536)
+        if not data or not c:write(data) then break end
+    end
+end
+
+-- As bench/server.lua's http, with sc:next_request() at each request:
+-- answers to pipelined requests already buffered go out in one write.
+local function http(c, _ctx, sc)
+    local find, concat = string.find, table.concat
+    local rd = sc:reader()
+    local out, n = {}, 0
+    while sc:next_request() do
+        local req = rd:read_until("\r\n\r\n")
+        if not req then break end
+        local closing = find(req, "Connection: close", 1, true) ~= nil
+        n = n + 1
+        out[n] = closing and RESP_CLOSE or RESP
+        local more = rd:buffered()
+        if closing or more == 0 or not find(rd:peek(more), "\r\n\r\n", 1, true) then
+            local ok = c:write(n == 1 and out[1] or concat(out, "", 1, n))
+            n = 0
+            if not ok or closing then break end
+        end
+    end
+end
+
+local opts
+if workload == "echo" then
+    opts = {handler = echo}
+elseif workload == "http" then
+    opts = {handler = http, first_byte_timeout = 10, read_timeout = 10, write_timeout = 10,
+            idle_timeout = 60, max_request_bytes = 65536}
+else
+    error("unknown workload " .. workload)
+end
+
+net.run(function()
+    local ln = assert(net.listen("tcp", "127.0.0.1:" .. port, {backlog = 4096}))
+    assert(net.server(opts):serve(ln))
+end)
