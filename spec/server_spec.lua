@@ -118,6 +118,32 @@ function TestServer:test_requests_several_listeners_and_shutdown_returns_serve()
     end, WD)()
 end
 
+function TestServer:test_fatal_listener_error_ends_serve_and_close_is_immediate()
+    H.test(function(defer)
+        local ln = defer(assert(net.listen("tcp", "127.0.0.1:0")))
+        local bad = {closed = false}
+        function bad.accept() return nil, net.errors.new{op = "accept", code = "EBADF", msg = "bad fd"} end
+        function bad.close() bad.closed = true return true end
+        local srv = defer(net.server{handler = line_handler})
+        local t = net.go(function() return srv:serve(ln, bad) end)
+        local ok, err = t:wait()
+        lu.assertNil(ok)
+        lu.assertEquals(err.code, "EBADF")
+        H.assert_err(ln:accept())              -- the other listener was closed too
+        -- close: every conn at once, active or not; the server is to-be-closed
+        local ln2 = defer(assert(net.listen("tcp", "127.0.0.1:0")))
+        local srv2 = net.server{handler = function(c, _, sc) sc:active() c:read(1) end}
+        local t2 = net.go(function() return srv2:serve(ln2) end)
+        local c = defer(assert(net.dial("tcp", tostring(ln2:addr()))))
+        lu.assertTrue(wait_until(function() return srv2:stats().active == 1 end))
+        do local _ <close> = srv2 end
+        c:set_read_deadline(net.now() + 5)
+        lu.assertIs(select(2, c:read(1)), net.EOF)
+        lu.assertEquals({t2:wait()}, {true})
+        H.assert_err(srv2:close())
+    end, WD)()
+end
+
 function TestServer:test_curl_keepalive_reuses_one_conn()
     H.test(function(defer)
         local app = app_mod.start{}
@@ -377,10 +403,24 @@ function TestServer:test_graceful_shutdown_under_load()
         local ts = {}
         for i = 1, 40 do ts[i] = net.go(client, i) end
         lu.assertTrue(started:recv(timeout_ctx(20)))
+        -- and one long request, surely in flight when shutdown begins
+        local lc = defer(assert(net.dial("tcp", addr)))
+        local long = H.spawn(roundtrip, lc, net.bufio.reader(lc), fmt(GET, "/slow?ms=300"))
+        local me = tostring(lc:local_addr())
+        lu.assertTrue(wait_until(function()     -- the server has its request (white box)
+            for sc in pairs(app.srv.conns) do
+                if tostring(sc.conn:remote_addr()) == me and not sc.idle and not sc.first then
+                    return true
+                end
+            end
+        end))
         local in_flight = app.srv:stats().active
         local ok, err = app.shutdown(10)
         lu.assertTrue(ok, tostring(err))
         for _, t in ipairs(ts) do t:wait() end
+        local lst, lhead, lbody = H.join(long)
+        lu.assertEquals({lst, lbody}, {200, "slow\n"}, tostring(lhead))
+        lu.assertStrContains(lhead, "Connection: close")
         lu.assertEquals(counts.partial, 0, table.concat(bad, "\n"))
         lu.assertEquals(#bad, 0, table.concat(bad, "\n"))
         lu.assertTrue(counts.full >= stop_at)
@@ -579,6 +619,13 @@ function TestServer:test_tls_conns_and_handshake_under_first_byte_deadline()
             ca_file = dir .. "/cert.pem", server_name = "127.0.0.1"})))
         local rd = net.bufio.reader(c)
         lu.assertEquals(ask(c, rd, "secret"), "ok secret")
+        -- a TLS listener works too (the server option is then not needed)
+        local tln = defer(assert(net.tls.listen("tcp", "127.0.0.1:0", cfg)))
+        local srv2 = serve(defer, {handler = line_handler}, tln)
+        local c2 = defer(assert(net.tls.dial("tcp", tostring(tln:addr()), net.tls.config{
+            ca_file = dir .. "/cert.pem", server_name = "127.0.0.1"})))
+        lu.assertEquals(ask(c2, net.bufio.reader(c2), "two"), "ok two")
+        lu.assertTrue(srv2:shutdown(timeout_ctx(5)))
         local raw = defer(assert(net.dial("tcp", addr)))  -- connects, never says hello
         raw:set_read_deadline(net.now() + 10)
         local d = raw:read(1)

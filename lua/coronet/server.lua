@@ -375,6 +375,7 @@ local function check_server(s, fname)
 end
 
 --- srv:serve(ln, ...) -> true | nil, err: accept on every listener given
+-- (anything with `accept([ctx])` and `close()`: listeners, TLS listeners)
 -- until shutdown or close (then true; they close the listeners) or until
 -- one fails for good (then its error, after closing the others given
 -- here; conns already accepted go on). Blocks; run it in a task to do
@@ -388,7 +389,8 @@ function Server:serve(...)
     local lns = {...}
     for i = 1, n do
         local ln = lns[i]
-        if type(ln) ~= "userdata" or type(ln.accept) ~= "function" then
+        local t = type(ln)
+        if (t ~= "userdata" and t ~= "table") or type(ln.accept) ~= "function" then
             error("bad argument #" .. i .. " to 'serve' (listener expected, got " .. type(ln) .. ")", 2)
         end
     end
