@@ -183,13 +183,17 @@ end
 --- run_command(cmd) -> output, exit code: run a shell command without
 -- blocking the loop (other tasks, the server among them, go on): its
 -- output (stderr too) comes back over a loopback socket; the shell is
--- reaped before this returns.
+-- reaped before this returns; `timeout 90` bounds it (exit 124). The
+-- command runs without LD_PRELOAD (a sanitizer run preloads libasan,
+-- under which curl hangs); it is kept in $CORONET_LD_PRELOAD for a
+-- command that needs it back.
 function M.run_command(cmd)
     local ln = assert(net.listen("tcp", "127.0.0.1:0"))
     ln:set_deadline(net.now() + 120)
     local p = assert(io.popen(string.format(
-        "{ %s ; echo \"[exit $?]\"; } 2>&1 </dev/null | socat -u - TCP:127.0.0.1:%d",
-        cmd, ln:addr().port)))
+        "export CORONET_LD_PRELOAD=\"${LD_PRELOAD:-}\"; unset LD_PRELOAD; "
+        .. "{ timeout 90 sh -c %s ; echo \"[exit $?]\"; } 2>&1 </dev/null | socat -u - TCP:127.0.0.1:%d",
+        "'" .. cmd:gsub("'", "'\\''") .. "'", ln:addr().port)))
     local c = ln:accept()
     ln:close()
     local out = {}

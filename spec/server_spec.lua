@@ -538,7 +538,7 @@ function TestServer:test_emfile_backs_off_without_spinning_and_recovers()
         defer(function() os.remove(errpath) end)
         local ctl_ln = defer(assert(net.listen("tcp", "127.0.0.1:0")))
         ctl_ln:set_deadline(net.now() + 20)
-        local child = H.spawn(sh, fmt("ulimit -n 64 && timeout 60 lua5.4 %s %d 2>%s", path,
+        local child = H.spawn(sh, fmt("ulimit -n 64 && LD_PRELOAD=\"$CORONET_LD_PRELOAD\" timeout 60 lua5.4 %s %d 2>%s", path,
                                       ctl_ln:addr().port, errpath))
         local ctl = defer(assert(ctl_ln:accept()))
         local crd = net.bufio.reader(ctl)
