@@ -134,7 +134,7 @@ function M.handler(app)
                 if not n then return fail(c, 400, "bad Content-Length\n") end
                 if n > max_body then return fail(c, 413, "body too large\n") end
                 if n > 0 then
-                    body, err = rd:read_full(n)  -- bounded by the request's read deadline
+                    body = rd:read_full(n)  -- bounded by the request's read deadline
                     if not body then return end
                 end
             end

@@ -209,7 +209,7 @@ function TestServer:test_raising_handler_is_logged_and_server_goes_on()
     H.test(function(defer)
         local logs = {}
         local srv, ln = serve(defer, {
-            handler = function(c, ctx, sc)
+            handler = function(c, _, sc)
                 local rd = sc:reader()
                 while sc:next_request() do
                     local line = rd:read_line()
@@ -335,7 +335,7 @@ end
 
 function TestServer:test_shutdown_with_a_stuck_handler_force_closes()
     H.test(function(defer)
-        local srv, ln = serve(defer, {handler = function(c, ctx, sc)
+        local srv, ln = serve(defer, {handler = function(c, _, sc)
             sc:active()
             c:read(10)                            -- ignores ctx; nothing arrives
         end})
@@ -370,7 +370,7 @@ function TestServer:test_graceful_shutdown_under_load()
         local stop_at = 300
         local function client(i)
             while true do
-                local c, err = net.dial("tcp", addr)
+                local c = net.dial("tcp", addr)
                 if not c then counts.refused = counts.refused + 1 return end
                 local rd, served = net.bufio.reader(c), 0
                 while true do
@@ -538,8 +538,8 @@ function TestServer:test_emfile_backs_off_without_spinning_and_recovers()
         defer(function() os.remove(errpath) end)
         local ctl_ln = defer(assert(net.listen("tcp", "127.0.0.1:0")))
         ctl_ln:set_deadline(net.now() + 20)
-        local child = H.spawn(sh, fmt("ulimit -n 64 && LD_PRELOAD=\"$CORONET_LD_PRELOAD\" timeout 60 lua5.4 %s %d 2>%s", path,
-                                      ctl_ln:addr().port, errpath))
+        local child = H.spawn(sh, fmt("ulimit -n 64 && LD_PRELOAD=\"$CORONET_LD_PRELOAD\" "
+            .. "timeout 60 lua5.4 %s %d 2>%s", path, ctl_ln:addr().port, errpath))
         local ctl = defer(assert(ctl_ln:accept()))
         local crd = net.bufio.reader(ctl)
         ctl:set_read_deadline(net.now() + 30)
