@@ -12,7 +12,6 @@ package.path = here .. "/lib/?.lua;" .. here .. "/../../lua/?.lua;" .. here .. "
 package.cpath = here .. "/../../build/?.so;" .. package.cpath
 local F = require "forty"
 local net = require "coronet"
-F.need("q30", "net.server", net.server)
 local context, errors = net.context, net.errors
 
 local N = 5

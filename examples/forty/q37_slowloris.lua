@@ -13,7 +13,6 @@ package.path = here .. "/lib/?.lua;" .. here .. "/../../lua/?.lua;" .. here .. "
 package.cpath = here .. "/../../build/?.so;" .. package.cpath
 local F = require "forty"
 local net = require "coronet"
-F.need("q37", "net.server", net.server)
 local context = net.context
 
 net.run(function()
