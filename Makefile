@@ -73,7 +73,21 @@ install: $(SO)
 	install -m 755 $(SO) $(INST_LIBDIR)/coronet/core.so
 	install -m 644 lua/coronet/*.lua $(INST_LUADIR)/coronet/
 
+# lint: luacheck (Debian lua-check) with .luacheckrc, and every public Lua
+# function documented (tools/doccheck.lua)
+lint:
+	@sh tools/deps.sh lint
+	luacheck --no-color lua spec examples bin bench
+	$(LUA) tools/doccheck.lua
+
+# doc: the API reference of the Lua modules, from their LDoc comments
+# (Debian lua-ldoc), into docs/api/ (not committed: make doc builds it)
+doc:
+	@sh tools/deps.sh lint
+	$(LUA) tools/doccheck.lua
+	ldoc -q .
+
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all deps deps-demo check demo forty asan valgrind rock install clean
+.PHONY: lint doc all deps deps-demo check demo forty asan valgrind rock install clean

@@ -8,6 +8,7 @@ pkgs="lua5.4 liblua5.4-dev libc-ares-dev libssl-dev gcc make pkg-config"
 case $job in
     check) pkgs="$pkgs lua-unit luarocks valgrind socat curl dnsmasq-base redis-server slowhttptest openssl" ;;
     bench) pkgs="$pkgs lua-luv lua-cqueues lua-socket golang-go wrk" ;;
+    lint) pkgs="$pkgs lua-check lua-ldoc" ;;
 esac
 missing=""
 for p in $pkgs; do
