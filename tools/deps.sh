@@ -1,5 +1,5 @@
 #!/bin/sh
-# deps.sh [demo|check|bench] - install the Debian packages coronet needs for
+# deps.sh [demo|check|bench|lint] - install the Debian packages coronet needs for
 # that job when they are missing: with apt-get as root, otherwise one clear
 # message naming them. Safe to run again: it installs nothing that is present.
 set -eu
