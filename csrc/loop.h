@@ -41,6 +41,7 @@ typedef struct task {
     uint8_t queued;      /* in the ready list */
     uint8_t kind;        /* enum park_kind while parked */
     uint8_t reason;      /* enum wake_reason of the last wake */
+    uint8_t canceled;    /* task:cancel(): every park ends at once, canceled */
 } task;
 
 /* waitq: a FIFO of parked tasks (threaded through task.qnext): writers
@@ -161,6 +162,10 @@ void ctx_push_err(lua_State *L, int idx);
  * task woken from a handle slot keeps owning the slot until it resumes
  * (task_resume_cause releases it), so "busy" checks see it in between. */
 int task_wake(task *t, int reason);
+
+/* task_cancel: mark t canceled (task:cancel()): wake it with WAKE_CANCELED
+ * if parked; every later park returns at once with WAKE_CANCELED. */
+void task_cancel(task *t);
 
 /* task_set_deadline: move a parked task's deadline (0 clears); a deadline
  * at or before now wakes it at once with WAKE_TIMEOUT. */
