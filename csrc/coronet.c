@@ -10,6 +10,9 @@
 #include "modules.h"
 #include "packet.h"
 #include "sock.h"
+#include "tcpinfo.h"
+#include "track.h"
+#include "tty.h"
 
 /* A write to a reset peer must be an error, never a SIGPIPE death; only
  * the default disposition is replaced, a handler the host set is kept. */
@@ -34,6 +37,9 @@ int luaopen_coronet_core(lua_State *L) {
     bufio_open(L);
     resolver_open(L);
     fdwatch_open(L);
+    track_open(L);
+    tcpinfo_open(L);
+    tty_open(L);
     addr_open(L);
     lua_setfield(L, -2, "ip");
     return 1;

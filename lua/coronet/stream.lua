@@ -211,6 +211,7 @@ end
 local function dial_one(d, tg, a, deadline, ctx)
     local c, err = core.conn_socket(tg.net, a and famof(a) or "unix")
     if not c then return nil, err end
+    core.track(c)                                 -- for net.debug.conns()
     local ok = true
     if d.control then
         local addr = a and ip.join_host_port(tostring(a), tg.port) or tg.path
@@ -453,7 +454,11 @@ end
 ---------------------------------------------------------------------------
 
 --- file_conn(fd) -> conn | nil, err: a conn over a dup of fd (caller keeps fd).
-M.file_conn = core.file_conn
+function M.file_conn(fd)
+    local c, err = core.file_conn(fd)
+    if c then core.track(c) end                   -- for net.debug.conns()
+    return c, err
+end
 --- file_listener(fd) -> listener | nil, err: a listener over a dup of fd.
 M.file_listener = core.file_listener
 
