@@ -325,6 +325,20 @@ local function where(co, fn)
     return first or "?"
 end
 
+--- where(co [, fn]) -> "file:line": the innermost line of the user's code
+-- in coroutine co (frames in coronet's modules skipped; with none, where
+-- fn, the task's function, is defined).
+M.where = where
+
+local kind_names = {}
+for name, code in pairs(KIND) do kind_names[code] = name end
+
+--- kind_name(code) -> the name of a park kind code ("read", "sleep", ...).
+function M.kind_name(code) return kind_names[code] end
+
+--- task_of(co) -> the task running coroutine co, or nil.
+function M.task_of(co) return by_co[co] end
+
 --- tasks: one entry per live task: {id, state, where, traceback, kind,
 -- age, task}. `where` is the innermost line of the user's code (frames in
 -- coronet's own modules are skipped); `kind` what it is parked on (nil

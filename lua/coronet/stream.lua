@@ -477,4 +477,9 @@ function M.listeners_from_env()
     return out
 end
 
+-- c:tcp_info(): the kernel's view of a TCP conn (net.debug.tcp_info).
+debug.getregistry()["coronet.conn"].__index.tcp_info = function(c)
+    return require("coronet.debug").tcp_info(c)
+end
+
 return M
