@@ -50,7 +50,10 @@ end
 -- Written to out (a file or a function taking the text) when given.
 function M.dump(out)
     local lines = {}
-    local list = sched.tasks()
+    local list = {}
+    for _, t in ipairs(sched.tasks()) do
+        if not t.task.repl_internal then list[#list + 1] = t end   -- the REPL's Ctrl-C watcher
+    end
     lines[1] = string.format("%d task%s", #list, #list == 1 and "" or "s")
     for _, t in ipairs(list) do
         local state = t.kind and ("parked on " .. (sched.kind_name(t.kind) or "?")) or t.state
