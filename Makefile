@@ -86,7 +86,8 @@ dist:
 	git ls-files -z | xargs -0 tar cf - | tar xf - -C $(DIST)/coronet-scm
 	tar czf $(DIST)/coronet-scm.tar.gz -C $(DIST) coronet-scm
 	rm -rf $(DIST)/coronet-scm
-	cp rockspec/coronet-scm-1.rockspec $(DIST)/
+	sed 's|url = "coronet-scm.tar.gz"|url = "file://$(abspath $(DIST))/coronet-scm.tar.gz"|' \
+	  rockspec/coronet-scm-1.rockspec > $(DIST)/coronet-scm-1.rockspec
 	cd $(DIST) && luarocks --lua-version=5.4 pack coronet-scm-1.rockspec
 	@ls -l $(DIST)
 
@@ -96,6 +97,13 @@ distcheck: dist
 	cd $(DIST) && luarocks --lua-version=5.4 --tree $(CURDIR)/$(BUILD)/disttree build coronet-scm-1.src.rock
 	cd / && test "$$(echo 'print(1+1)' | $(CURDIR)/$(BUILD)/disttree/bin/coronet)" = 2
 	@echo "distcheck ok: the rock built from the tarball installs a working coronet command"
+
+# make install into a scratch prefix and run the installed command from /.
+installcheck: $(SO)
+	rm -rf $(BUILD)/prefix
+	$(MAKE) install PREFIX=$(CURDIR)/$(BUILD)/prefix
+	cd / && test "$$(echo 'print(1+1)' | $(CURDIR)/$(BUILD)/prefix/bin/coronet)" = 2
+	@echo "installcheck ok: make install PREFIX=... gives a working coronet command"
 
 # `make install PREFIX=...` for people without LuaRocks (DESTDIR for
 # staging); luarocks' make backend calls it with its own INST_* variables
@@ -115,4 +123,4 @@ install: $(SO)
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all deps deps-demo check demo asan valgrind rock dist distcheck install clean
+.PHONY: all deps deps-demo check demo asan valgrind rock dist distcheck installcheck install clean
