@@ -5,7 +5,7 @@
 #   make demo       the narrated tour on loopback (examples/tour.lua)
 #   make asan       the spec suite under ASan+UBSan
 #   make valgrind   the spec suite under valgrind memcheck
-#   make rock       luarocks make into a scratch tree, require it, run its command
+#   make rock       luarocks --lua-version=5.4 make into a scratch tree, require it, run its command
 #   make dist       build/dist/coronet-scm.tar.gz and a packed .src.rock
 #   make install PREFIX=/usr/local   without LuaRocks (DESTDIR too)
 LUA      ?= lua5.4
@@ -106,7 +106,7 @@ installcheck: $(SO)
 	@echo "installcheck ok: make install PREFIX=... gives a working coronet command"
 
 # `make install PREFIX=...` for people without LuaRocks (DESTDIR for
-# staging); luarocks' make backend calls it with its own INST_* variables
+# staging); LuaRocks' make backend calls it with its own INST_* variables
 # and an empty INST_BINDIR (it installs the command itself).
 PREFIX      ?= /usr/local
 INST_LIBDIR ?= $(PREFIX)/lib/lua/5.4

@@ -164,13 +164,14 @@ static int tty_sigint_take(lua_State *L) {
 }
 
 /* core.sigint_target(co | nil): the coroutine a second SIGINT within a
- * second interrupts with the error "interrupted!" (nil: none). The caller
- * keeps co alive while it is the target. */
+ * second interrupts with the error "interrupted!" (nil: none); only SIGINTs
+ * after this call count. The caller keeps co alive while it is the target. */
 static int tty_sigint_target(lua_State *L) {
     lua_State *co = lua_isnoneornil(L, 1) ? NULL : lua_tothread(L, 1);
     luaL_argcheck(L, co || lua_isnoneornil(L, 1), 1, "coroutine expected");
     if (!co && sig_target) lua_sethook(sig_target, NULL, 0, 0);
     sig_target = co;
+    sig_last.tv_sec = sig_last.tv_nsec = 0;      /* a new line: count its own ^C only */
     return 0;
 }
 

@@ -84,6 +84,7 @@ function M.run(f, ...)
     end
     if t.ok then return true, t.results end
     local e = t.err
+    if e == "interrupted!" then return false, "\ninterrupted!" end   -- after the terminal's "^C^C"
     if type(e) == "string" or e == nil then return false, clean_traceback(t.traceback, tostring(e)) end
     return false, errtext(e)
 end
@@ -328,7 +329,10 @@ local function tty_repl(stdin, s)
     local watcher = sched.go(function()
         while true do
             sched.park(nil, sched.KIND.other)
-            if core.sigint_take() and M.line_task then M.line_task:cancel() end
+            if core.sigint_take() and M.line_task and not M.line_task.canceled then
+                io.stdout:write("\n")              -- after the terminal's "^C"
+                M.line_task:cancel()
+            end
         end
     end)
     watcher.observed = true
