@@ -131,6 +131,7 @@ function Editor:feed(data)
     self.pending = self.pending .. data
 end
 
+--- ed:set_line(s): replace the line's text with s, cursor at its end (not redrawn).
 function Editor:set_line(s)
     local b = {}
     for _, c in utf8.codes(s, true) do b[#b + 1] = utf8.char(c) end
