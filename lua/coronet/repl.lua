@@ -48,15 +48,11 @@ local function clean_traceback(tb, msg)
     if not tb then return msg end
     local keep, frames = {}, 0
     for line in tb:gmatch("[^\n]+") do
-        if line:find("coronet/sched.lua", 1, true) or line:find("in function 'xpcall'", 1, true)
-           or line:find("(...tail calls...)", 1, true) or line:find("coronet/repl.lua", 1, true) then
-            -- the machinery
-        elseif line:match("^%s") then
-            if not line:find("[C]:", 1, true) then frames = frames + 1 end
-            keep[#keep + 1] = line
-        elseif #keep == 0 then
-            keep[1] = line
-        else
+        -- the scheduler's and the REPL's own frames are dropped
+        local machinery = line:find("coronet/sched.lua", 1, true) or line:find("in function 'xpcall'", 1, true)
+            or line:find("(...tail calls...)", 1, true) or line:find("coronet/repl.lua", 1, true)
+        if not machinery then
+            if line:match("^%s") and not line:find("[C]:", 1, true) then frames = frames + 1 end
             keep[#keep + 1] = line
         end
     end
