@@ -132,4 +132,28 @@ function TestTaskCancel:test_where_is_the_users_line_for_sleep_chan_and_wait_gro
     end)
 end
 
+function TestTaskCancel:test_a_canceled_happy_eyeballs_dial_returns_err_canceled()
+    H.run(function()
+        -- two addresses, each attempt held in the dialer's control hook
+        local f = {}
+        function f.lookup_ip() return {net.ip.parse("127.0.0.1"), net.ip.parse("127.0.0.2")} end
+        local hold = net.chan()
+        local held = 0
+        local d = net.dialer{resolver = f, fallback_delay = 50, control = function()
+            held = held + 1
+            hold:recv()
+            return nil, "released"
+        end}
+        local t = net.go(function() return d:dial("tcp", "two.test:9") end)
+        while held == 0 do net.yield() end
+        t:cancel()
+        local c, err = t:wait()
+        lu.assertNil(c)
+        lu.assertTrue(net.errors.is(err, net.ErrCanceled), tostring(err))
+        lu.assertEquals(err.op, "dial")
+        hold:close()                                 -- let the attempt finish
+        H.settle()
+    end)
+end
+
 if not SPEC_RUNNER then os.exit(lu.LuaUnit.run()) end

@@ -303,6 +303,7 @@ local function dial_race(d, tg, ips, deadline, ctx)
         if not st.finished then sched.wake(me) end
     end
     local started, last = 0, 0
+    local cerr                                     -- ctx ended, or the task was canceled
     while not st.winner do
         local t = now()
         local expired = deadline > 0 and t >= deadline
@@ -312,15 +313,19 @@ local function dial_race(d, tg, ips, deadline, ctx)
             sched.go(attempt, started)
         elseif st.inflight == 0 then
             break
-        elseif sched.park_ctx(started < #order and last + delay or nil, KIND.connect, ctx)
-               == sched.WAKE.canceled then
-            break
+        else
+            local r = sched.park_ctx(started < #order and last + delay or nil, KIND.connect, ctx)
+            if r == sched.WAKE.canceled then
+                cerr = sched.cancel_err(r, ctx)
+                break
+            end
         end
     end
     st.finished = true
     cancel()
     if st.winner then return st.winner end
     if ctx and ctx:err() then return ctx_fail("dial", tg.net, tg.address, ctx) end
+    if cerr then return nil, errors.new{op = "dial", net = tg.net, addr = tg.address, err = cerr} end
     for i = 1, started do
         if st.errs[i] then return nil, st.errs[i] end
     end
