@@ -6,7 +6,7 @@ set -eu
 job=${1:-check}
 pkgs="lua5.4 liblua5.4-dev libc-ares-dev libssl-dev gcc make pkg-config"
 case $job in
-    check) pkgs="$pkgs lua-unit luarocks valgrind socat curl dnsmasq-base" ;;
+    check) pkgs="$pkgs lua-unit luarocks valgrind socat curl dnsmasq-base tmux" ;;
     bench) pkgs="$pkgs lua-luv lua-cqueues lua-socket golang-go wrk" ;;
 esac
 missing=""

@@ -37,7 +37,8 @@ end
 local function user_traceback(tb)
     local out = {}
     for line in tb:gmatch("[^\n]+") do
-        if not line:find("coronet/sched.lua", 1, true) and not line:find("^stack traceback")
+        if not line:find("coronet/sched.lua", 1, true) and not line:find("coronet/debug.lua", 1, true)
+           and not line:find("^stack traceback")
            and not line:find("%[C%]: in function 'xpcall'") and not line:find("%(%.%.%.tail calls%.%.%.%)") then
             out[#out + 1] = "        " .. line:gsub("^%s+", "")
         end
