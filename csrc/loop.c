@@ -305,6 +305,7 @@ static int task_new(lua_State *L) {
     t->lp = loop_get(L);
     t->co = co;
     t->heap_idx = -1;
+    t->born = loop_now();
     luaL_setmetatable(L, TASK_MT);
     lua_pushvalue(L, 1);
     lua_setiuservalue(L, -2, 1);  /* anchor the coroutine */

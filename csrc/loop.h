@@ -36,6 +36,7 @@ typedef struct task {
     struct task *qnext;  /* next in a wait queue (a conn's queued writers) */
     double deadline;     /* absolute; 0 when none */
     double ctxdl;        /* deadline of the net.context it waits under; 0 none */
+    double born;         /* loop_now() at creation, for net.debug (a task's age) */
     int heap_idx;        /* index in the timer heap, -1 when not armed */
     uint8_t parked;      /* waiting for a wake */
     uint8_t queued;      /* in the ready list */

@@ -85,8 +85,16 @@ static int track_task_kind(lua_State *L) {
     return 1;
 }
 
+/* core.task_born(task) -> the loop_now() time the task was created. */
+static int track_task_born(lua_State *L) {
+    task *t = luaL_checkudata(L, 1, TASK_MT);
+    lua_pushnumber(L, t->born);
+    return 1;
+}
+
 static const luaL_Reg track_funcs[] = {
     {"handle_info", track_handle_info},
+    {"task_born", track_task_born},
     {"task_kind", track_task_kind},
     {"track", track_l},
     {"tracked", track_tracked},

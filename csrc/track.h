@@ -10,8 +10,8 @@
  * creating it. O(1); the stack is left as it was. */
 void track_handle(lua_State *L, int idx);
 
-/* track_open: add core.track, core.tracked, core.handle_info and
- * core.task_kind to the table on top of the stack. */
+/* track_open: add core.track, core.tracked, core.handle_info,
+ * core.task_kind and core.task_born to the table on top of the stack. */
 int track_open(lua_State *L);
 
 #endif

@@ -96,7 +96,7 @@ function M.task_state(t)
     local s = kind and ("parked on " .. (sched.kind_name(kind) or "?")) or "ready"
     if coroutine.status(t.co) == "running" or coroutine.running() == t.co then s = "running" end
     if t.canceled then s = "canceled, " .. s end
-    return s .. " at " .. sched.where(t.co, t.fn)
+    return s .. " at " .. sched.where(t.co)
 end
 
 -- a one-line rendering of a value that is not a plain table

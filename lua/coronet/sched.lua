@@ -60,7 +60,7 @@ function M.go(fn, ...)
         error("bad argument #1 to 'go' (function expected, got " .. type(fn) .. ")", 2)
     end
     next_id = next_id + 1
-    local t = setmetatable({id = next_id, args = pack(...), born = now()}, Task)
+    local t = setmetatable({id = next_id, args = pack(...)}, Task)
     if M.trace_creation then t.created = M.trace_creation(3) end
     local function handler(e)
         t.traceback = traceback(tostring(e), 2)
@@ -71,7 +71,7 @@ function M.go(fn, ...)
         t.args = nil
         return finish(t, xpcall(fn, handler, unpack(args, 1, args.n)))
     end)
-    t.co, t.fn = co, fn
+    t.co = co
     by_co[co] = t
     tasks[t] = true
     ntasks = ntasks + 1
@@ -320,7 +320,18 @@ local function where(co, fn)
             if not ours then return here end
         end
     end
-    local info = fn and getinfo(fn, "S")         -- a tail call left no user frame
+    if not fn then                                -- the task's function: an upvalue
+        local level = 0                           -- of the wrapper at the bottom frame
+        while getinfo(co, level + 1, "l") do level = level + 1 end
+        local bottom = getinfo(co, level, "f")
+        local wrapper = bottom and bottom.func
+        for i = 1, wrapper and 8 or 0 do
+            local name, v = debug.getupvalue(wrapper, i)
+            if not name then break end
+            if name == "fn" then fn = v break end
+        end
+    end
+    local info = type(fn) == "function" and getinfo(fn, "S")  -- a tail call left no user frame
     if info and info.what == "Lua" then return info.short_src .. ":" .. info.linedefined end
     return first or "?"
 end
@@ -351,10 +362,10 @@ function M.tasks()
         out[#out + 1] = {
             id = t.id,
             state = costatus(co),
-            where = where(co, t.fn),
+            where = where(co),
             traceback = traceback(co),
             kind = core.task_kind and core.task_kind(t.w) or nil,
-            age = t.born and t0 - t.born or nil,
+            age = t0 - core.task_born(t.w),
             created = t.created,
             task = t,
         }
