@@ -26,7 +26,7 @@ Term.__index = Term
 -- (so ~/.coronet_history is too), unless one is given.
 local function term(home)
     seq = seq + 1
-    local t = setmetatable({sock = "coronet-" .. pid .. "-" .. seq}, Term)
+    local t = setmetatable({sock = "coronet-" .. pid .. "-" .. seq, own_home = not home}, Term)
     t.home = home or sh("mktemp -d"):gsub("%s+$", "")
     local cwd = sh("pwd"):gsub("%s+$", "")
     local cmd = "cd " .. q(cwd) .. " && HOME=" .. q(t.home) .. " TERM=xterm bin/coronet"
@@ -81,6 +81,7 @@ end
 
 function Term:close()
     self:tmux("kill-server")
+    if self.own_home then os.execute("rm -rf " .. q(self.home)) end
 end
 
 -- Start an echo server at the prompt ("echo:" .. data), as a user would.
@@ -135,8 +136,8 @@ function TestReplTty:test_arrow_keys_edit_the_line()
 end
 
 function TestReplTty:test_history_is_recalled_after_a_restart()
-    local t = term()
-    local home = t.home
+    local home = sh("mktemp -d"):gsub("%s+$", "")
+    local t = term(home)
     local ok, err = pcall(function()
         t:line("history_probe = 6 * 7")
         t:line("=history_probe")
@@ -158,7 +159,12 @@ function TestReplTty:test_history_is_recalled_after_a_restart()
         t2:wait_for("\n43\n", true)
     end)
     t2:close()
+    local f = io.open(home .. "/.coronet_history")
+    local saved = f and f:read("a") or ""
+    if f then f:close() end
+    os.execute("rm -rf " .. q(home))
     assert(ok, err)
+    lu.assertStrContains(saved, "history_probe = 6 * 7\n=history_probe\n")
 end
 
 function TestReplTty:test_tab_completes_names_fields_and_methods()
