@@ -15,6 +15,12 @@ OPT      ?= -O2
 CFLAGS   ?= $(OPT) -g
 WARN     := -std=c11 -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
 CPPFLAGS += -D_GNU_SOURCE -I$(LUA_INC) -Icsrc
+LDLIBS   += -lcares -lpthread -lm
+BUILD    ?= build
+SO       := $(BUILD)/coronet/core.so
+SRCS     := $(wildcard csrc/*.c)
+OBJS     := $(SRCS:csrc/%.c=$(BUILD)/obj/%.o)
+HDRS     := $(wildcard csrc/*.h)
 # where c-ares and OpenSSL live when not in the default paths (LuaRocks
 # passes its external_dependencies here)
 CARES_INCDIR ?=
@@ -24,12 +30,6 @@ OPENSSL_LIBDIR ?=
 CRYPTO_LIBDIR ?=
 CPPFLAGS += $(foreach d,$(CARES_INCDIR) $(OPENSSL_INCDIR),-I$(d))
 LDFLAGS  += $(foreach d,$(CARES_LIBDIR) $(OPENSSL_LIBDIR) $(CRYPTO_LIBDIR),-L$(d))
-LDLIBS   += -lcares -lpthread -lm
-BUILD    ?= build
-SO       := $(BUILD)/coronet/core.so
-SRCS     := $(wildcard csrc/*.c)
-OBJS     := $(SRCS:csrc/%.c=$(BUILD)/obj/%.o)
-HDRS     := $(wildcard csrc/*.h)
 
 LUAENV   := LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='$(BUILD)/?.so;;'
 SPEC_TIMEOUT ?= 600

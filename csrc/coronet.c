@@ -4,15 +4,15 @@
 #include "lauxlib.h"
 #include "addr.h"
 #include "bufio.h"
+#include "tcpinfo.h"
+#include "track.h"
+#include "tty.h"
 #include "conn.h"
 #include "errors.h"
 #include "loop.h"
 #include "modules.h"
 #include "packet.h"
 #include "sock.h"
-#include "tcpinfo.h"
-#include "track.h"
-#include "tty.h"
 
 /* A write to a reset peer must be an error, never a SIGPIPE death; only
  * the default disposition is replaced, a handler the host set is kept. */
