@@ -115,8 +115,8 @@ function M.conns()
                        write_deadline = h.wrl > 0 and h.wrl - now or nil}
             if e.owner and e.owner.done then e.owner = nil end
             if h.class == "conn" then e.outq, e.inq = core.sock_queues(h.fd) end
-            if h.class == "conn" and e.desc:find("^conn tcp") then
-                e.tcp = core.tcp_info(h.fd)
+            if h.class == "conn" then
+                e.tcp = core.tcp_info(h.fd) or nil    -- nil for unix sockets
             end
             out[#out + 1] = e
         end
