@@ -36,8 +36,11 @@ static int track_tracked(lua_State *L) {
     return 1;
 }
 
-static const char *const track_classes[] = {
-    "coronet.conn", "coronet.listener", "coronet.packet", NULL
+/* The metatables of objects whose userdata begins with a handle, and the
+ * class each is reported as (a TLS conn is a conn converted in place). */
+static const char *const track_classes[][2] = {
+    {"coronet.conn", "conn"}, {"coronet.tls_conn", "conn"},
+    {"coronet.listener", "listener"}, {"coronet.packet", "packet"}, {NULL, NULL}
 };
 
 static void track_push_task(lua_State *L, task *t) {
@@ -46,15 +49,15 @@ static void track_push_task(lua_State *L, task *t) {
 }
 
 /* core.handle_info(obj) -> {class, fd, rdl, wrl, rd, wr} | nil: the handle
- * of a conn ("conn"), listener or packet conn: fd (-1 once closed),
+ * of a conn or TLS conn ("conn"), listener or packet conn: fd (-1 once closed),
  * absolute read/write deadlines (0: none), the coroutines parked reading
  * and writing. nil for any other value. */
 static int track_handle_info(lua_State *L) {
     handle *h = NULL;
     const char *cls = NULL;
-    for (int i = 0; track_classes[i] && !h; i++) {
-        h = luaL_testudata(L, 1, track_classes[i]);
-        cls = track_classes[i] + sizeof "coronet." - 1;
+    for (int i = 0; track_classes[i][0] && !h; i++) {
+        h = luaL_testudata(L, 1, track_classes[i][0]);
+        cls = track_classes[i][1];
     }
     if (!h) {
         lua_pushnil(L);

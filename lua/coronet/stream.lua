@@ -482,9 +482,12 @@ function M.listeners_from_env()
     return out
 end
 
--- c:tcp_info(): the kernel's view of a TCP conn (net.debug.tcp_info).
-debug.getregistry()["coronet.conn"].__index.tcp_info = function(c)
-    return require("coronet.debug").tcp_info(c)
+-- c:tcp_info(): the kernel's view of a TCP conn (net.debug.tcp_info), on
+-- plain and TLS conns.
+local function tcp_info(c) return require("coronet.debug").tcp_info(c) end
+for _, name in ipairs{"coronet.conn", "coronet.tls_conn"} do
+    local mt = debug.getregistry()[name]
+    if type(mt) == "table" and type(mt.__index) == "table" then mt.__index.tcp_info = tcp_info end
 end
 
 return M
