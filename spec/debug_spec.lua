@@ -199,4 +199,35 @@ function TestDebug:test_pretty_bounds_depth_width_and_strings()
     lu.assertStrContains(es, 'err = error "i/o timeout" (timeout)')
 end
 
+function TestDebug:test_tls_conns_are_listed_tapped_and_shown()
+    local core = require "coronet.core"
+    if not core.tls_config then lu.skip("net.tls not in this build") end
+    local dir = io.popen("mktemp -d"):read("l")
+    assert(os.execute("openssl req -x509 -newkey rsa:2048 -nodes -keyout " .. dir .. "/k.pem -out "
+        .. dir .. "/c.pem -days 1 -subj /CN=localhost -addext subjectAltName=IP:127.0.0.1 2>/dev/null"))
+    local ok, err = pcall(H.run, function()
+        local ln = assert(net.tls.listen("tcp", "127.0.0.1:0", {cert_file = dir .. "/c.pem", key_file = dir .. "/k.pem"}))
+        local srv = net.go(function() local s = ln:accept() local d = s:read() s:write("tls:" .. d) s:close() end)
+        local c = assert(net.tls.dial("tcp", tostring(ln:addr()), {ca_file = dir .. "/c.pem"}))
+        local records = {}
+        local t = net.debug.tap(c, function(r) records[#records + 1] = r end)
+        assert(t:write("hi"))
+        lu.assertEquals(t:read(), "tls:hi")
+        lu.assertStrContains(records[1], '> 2 bytes "hi"')
+        lu.assertStrContains(records[2], '< 6 bytes "tls:hi"')
+        local found
+        for _, e in ipairs(net.debug.conns()) do if e.obj == c then found = e end end
+        lu.assertNotNil(found)
+        lu.assertEquals(found.class, "conn")
+        lu.assertEquals(found.tcp.state, "established")
+        lu.assertEquals(assert(c:tcp_info()).state, "established")
+        lu.assertStrContains(net.debug.pretty(c), "(open, fd ")
+        srv:wait()
+        c:close()
+        ln:close()
+    end)
+    os.execute("rm -rf " .. dir)
+    assert(ok, err)
+end
+
 if not SPEC_RUNNER then os.exit(lu.LuaUnit.run()) end
