@@ -16,6 +16,7 @@ local now = core.now
 local PARK_TOKEN = core.park_token()
 local KIND = core.park_kinds
 local WAKE = core.wake_reasons
+local CANCELED = WAKE.canceled
 
 local M = {KIND = KIND, WAKE = WAKE}
 
@@ -223,7 +224,8 @@ function Task:wait(ctx)
         local w = self.waiters              -- a set: a cancel leaves in O(1)
         if not w then w = {}; self.waiters = w end
         w[me] = true
-        local e = M.cancel_err(M.park_ctx(nil, KIND.task, ctx), ctx)
+        local r = M.park_ctx(nil, KIND.task, ctx)
+        local e = r == CANCELED and M.cancel_err(r, ctx)
         if e then
             w[me] = nil
             return nil, e
@@ -278,8 +280,11 @@ function M.sleep(s, ctx)
     if s <= 0 then M.yield() return true end
     local deadline = now() + s
     while true do
-        local e = M.cancel_err(M.park_ctx(deadline, KIND.sleep, ctx), ctx)
-        if e then return nil, e end
+        local r = M.park_ctx(deadline, KIND.sleep, ctx)
+        if r == CANCELED then
+            local e = M.cancel_err(r, ctx)
+            if e then return nil, e end
+        end
         if now() >= deadline then return true end
     end
 end
