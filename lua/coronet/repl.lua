@@ -358,9 +358,9 @@ local function tty_repl(stdin, s)
     if not ok then error(err, 0) end
 end
 
---- repl([interactive_prompts]): the read-eval-print loop on stdin until
--- end of input. On a terminal: the line editor; otherwise plain lines
--- (prompts shown only when asked, as with -i).
+--- repl([prompts]): the read-eval-print loop on stdin until end of input.
+-- On a terminal (stdin and stdout): the line editor; otherwise plain lines,
+-- with prompts when asked (-i) or when stdin is a terminal.
 function M.repl(prompts)
     local stdin = core.watch_fd(0)
     local s = M.new_session()
@@ -368,7 +368,7 @@ function M.repl(prompts)
         print(M.banner)
         tty_repl(stdin, s)
     else
-        plain_repl(stdin, s, prompts)
+        plain_repl(stdin, s, prompts or core.tty_isatty(0))   -- a person typing sees prompts
     end
     stdin:close()
 end
