@@ -295,8 +295,8 @@ static int loop_ctx_init(lua_State *L) {
     return 0;
 }
 
-/* core.task_new(co) -> task: the C half of a new task running co, queued
- * to start on the next loop turn. */
+/* core.task_new(co [, id]) -> task: the C half of a new task running co
+ * (id: the Lua task's, for net.debug), queued to start on the next loop turn. */
 static int task_new(lua_State *L) {
     lua_State *co = lua_tothread(L, 1);
     luaL_argcheck(L, co != NULL, 1, "coroutine expected");
@@ -306,6 +306,7 @@ static int task_new(lua_State *L) {
     t->co = co;
     t->heap_idx = -1;
     t->born = loop_now();
+    t->id = luaL_optinteger(L, 2, 0);
     luaL_setmetatable(L, TASK_MT);
     lua_pushvalue(L, 1);
     lua_setiuservalue(L, -2, 1);  /* anchor the coroutine */

@@ -37,6 +37,7 @@ typedef struct task {
     double deadline;     /* absolute; 0 when none */
     double ctxdl;        /* deadline of the net.context it waits under; 0 none */
     double born;         /* loop_now() at creation, for net.debug (a task's age) */
+    lua_Integer id;      /* the Lua task's id (sched.lua), for net.debug */
     int heap_idx;        /* index in the timer heap, -1 when not armed */
     uint8_t parked;      /* waiting for a wake */
     uint8_t queued;      /* in the ready list */

@@ -1,8 +1,8 @@
 /* track.c - which conns, listeners and packet conns exist, and what their
  * C side knows (fd, deadlines, the tasks parked on them), for
  * net.debug.conns() (lua/coronet/debug.lua). The registry is a weak-keyed
- * table: object -> the coroutine of the task that created it (true when
- * made outside a task), so tracking never keeps a conn alive. */
+ * table: object -> the id of the task that created it (true when made
+ * outside a task), so tracking keeps neither a conn nor a task alive. */
 #include "lauxlib.h"
 #include "loop.h"
 #include "track.h"
@@ -16,7 +16,8 @@ void track_handle(lua_State *L, int idx) {
         return;
     }
     lua_pushvalue(L, idx);
-    if (task_current(L)) lua_pushthread(L);
+    task *t = task_current(L);
+    if (t && t->id) lua_pushinteger(L, t->id);  /* an id: keeps no coroutine alive */
     else lua_pushboolean(L, 1);
     lua_rawset(L, -3);
     lua_pop(L, 1);
@@ -30,7 +31,7 @@ static int track_l(lua_State *L) {
     return 1;
 }
 
-/* core.tracked() -> the registry table (weak keys: object -> creator). */
+/* core.tracked() -> the registry table (weak keys: object -> creator task id). */
 static int track_tracked(lua_State *L) {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &TRACK_KEY);
     return 1;

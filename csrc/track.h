@@ -6,8 +6,8 @@
 #include "lua.h"
 
 /* track_handle: remember the conn, listener or packet conn userdata at idx
- * (weakly: tracking never keeps it alive) with the coroutine of the task
- * creating it. O(1); the stack is left as it was. */
+ * (weakly: tracking never keeps it alive) with the id of the task creating
+ * it. O(1); the stack is left as it was. */
 void track_handle(lua_State *L, int idx);
 
 /* track_open: add core.track, core.tracked, core.handle_info,

@@ -87,6 +87,34 @@ function TestDebug:test_conns_lists_open_conns_with_owner_parked_tasks_deadlines
     end)
 end
 
+function TestDebug:test_tracking_keeps_neither_the_conn_nor_its_creator_alive()
+    H.run(function()
+        local ln = assert(net.listen("tcp", "127.0.0.1:0"))
+        local weak = setmetatable({}, {__mode = "v"})
+        local t = net.go(function()
+            weak.co = coroutine.running()
+            return assert(net.dial("tcp", tostring(ln:addr())))
+        end)
+        local c = t:wait()
+        local s = assert(ln:accept())
+        t = nil                                          -- luacheck: ignore
+        for _ = 1, 4 do collectgarbage() end
+        lu.assertNil(weak.co)                            -- the dead creator is gone ...
+        local found
+        for _, e in ipairs(net.debug.conns()) do if e.obj == c then found = e end end
+        lu.assertNotNil(found)                           -- ... the conn is still listed
+        lu.assertNil(found.owner)
+        found = nil                                      -- luacheck: ignore
+        weak.c = c
+        c:close()
+        c = nil                                          -- luacheck: ignore
+        for _ = 1, 4 do collectgarbage() end
+        lu.assertNil(weak.c)                             -- and tracking did not keep it
+        s:close()
+        ln:close()
+    end)
+end
+
 function TestDebug:test_conns_includes_packet_conns()
     H.run(function()
         local pc = assert(net.listen_packet("udp", "127.0.0.1:0"))

@@ -105,15 +105,15 @@ function M.conns()
     collectgarbage("step")                      -- drop closed, unreferenced ones first
     local out = {}
     local now = core.now()
+    local live = sched.live_tasks()
     for obj, creator in pairs(core.tracked()) do
         local h = core.handle_info(obj)
         if h and h.fd >= 0 then
             local e = {obj = obj, class = h.class, desc = tostring(obj), fd = h.fd,
-                       owner = type(creator) == "thread" and sched.task_of(creator) or nil,
+                       owner = live[creator],
                        reader = h.rd and sched.task_of(h.rd), writer = h.wr and sched.task_of(h.wr),
                        read_deadline = h.rdl > 0 and h.rdl - now or nil,
                        write_deadline = h.wrl > 0 and h.wrl - now or nil}
-            if e.owner and e.owner.done then e.owner = nil end
             if h.class == "conn" then e.outq, e.inq = core.sock_queues(h.fd) end
             if h.class == "conn" then
                 e.tcp = core.tcp_info(h.fd) or nil    -- nil for unix sockets

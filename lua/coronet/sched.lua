@@ -76,7 +76,7 @@ function M.go(fn, ...)
     by_co[co] = t
     tasks[t] = true
     ntasks = ntasks + 1
-    t.w = task_new(co)
+    t.w = task_new(co, next_id)
     return t
 end
 
@@ -354,6 +354,13 @@ function M.kind_name(code) return kind_names[code] end
 
 --- task_of(co) -> the task running coroutine co, or nil.
 function M.task_of(co) return by_co[co] end
+
+--- live_tasks() -> {[id] = task}: every live task by id.
+function M.live_tasks()
+    local out = {}
+    for t in pairs(tasks) do out[t.id] = t end
+    return out
+end
 
 --- tasks: one entry per live task: {id, state, where, traceback, kind,
 -- age, task}. `where` is the innermost line of the user's code (frames in
