@@ -91,6 +91,8 @@ dist:
 	cd $(DIST) && luarocks --lua-version=5.4 pack coronet-scm-1.rockspec
 	@ls -l $(DIST)
 
+.PHONY: dist distcheck installcheck
+
 # Build and install the packed rock into a scratch tree, as a user would.
 distcheck: dist
 	rm -rf $(BUILD)/disttree
@@ -123,4 +125,4 @@ install: $(SO)
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all deps deps-demo check demo asan valgrind rock dist distcheck installcheck install clean
+.PHONY: all deps deps-demo check demo asan valgrind rock install clean

@@ -29,6 +29,9 @@ int luaopen_coronet_core(lua_State *L) {
     coronet_ignore_sigpipe();
     lua_newtable(L);
     loop_open(L);
+    track_open(L);
+    tcpinfo_open(L);
+    tty_open(L);
     errors_open(L);
     sock_open_lib(L);
     conn_open(L);
@@ -37,9 +40,6 @@ int luaopen_coronet_core(lua_State *L) {
     bufio_open(L);
     resolver_open(L);
     fdwatch_open(L);
-    track_open(L);
-    tcpinfo_open(L);
-    tty_open(L);
     addr_open(L);
     lua_setfield(L, -2, "ip");
     return 1;

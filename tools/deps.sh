@@ -6,9 +6,10 @@ set -eu
 job=${1:-check}
 pkgs="lua5.4 liblua5.4-dev libc-ares-dev libssl-dev gcc make pkg-config"
 case $job in
-    check) pkgs="$pkgs lua-unit luarocks valgrind socat curl dnsmasq-base tmux" ;;
+    check) pkgs="$pkgs lua-unit luarocks valgrind socat curl dnsmasq-base" ;;
     bench) pkgs="$pkgs lua-luv lua-cqueues lua-socket golang-go wrk" ;;
 esac
+[ "$job" = check ] && pkgs="$pkgs tmux"   # the REPL's terminal spec (spec/repl_tty_spec.lua)
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
