@@ -6,7 +6,9 @@
 #   make forty      the forty Go net questions, each answered by a script (docs/forty.md)
 #   make asan       the spec suite under ASan+UBSan
 #   make valgrind   the spec suite under valgrind memcheck
-#   make rock       luarocks make into a scratch tree and require it
+#   make rock       luarocks --lua-version=5.4 make into a scratch tree, require it, run its command
+#   make dist       build/dist/coronet-scm.tar.gz and a packed .src.rock
+#   make install PREFIX=/usr/local   without LuaRocks (DESTDIR too)
 LUA      ?= lua5.4
 LUA_INC  ?= /usr/include/lua5.4
 CC       ?= cc
@@ -20,6 +22,15 @@ SO       := $(BUILD)/coronet/core.so
 SRCS     := $(wildcard csrc/*.c)
 OBJS     := $(SRCS:csrc/%.c=$(BUILD)/obj/%.o)
 HDRS     := $(wildcard csrc/*.h)
+# where c-ares and OpenSSL live when not in the default paths (LuaRocks
+# passes its external_dependencies here)
+CARES_INCDIR ?=
+CARES_LIBDIR ?=
+OPENSSL_INCDIR ?=
+OPENSSL_LIBDIR ?=
+CRYPTO_LIBDIR ?=
+CPPFLAGS += $(foreach d,$(CARES_INCDIR) $(OPENSSL_INCDIR),-I$(d))
+LDFLAGS  += $(foreach d,$(CARES_LIBDIR) $(OPENSSL_LIBDIR) $(CRYPTO_LIBDIR),-L$(d))
 
 LUAENV   := LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='$(BUILD)/?.so;;'
 SPEC_TIMEOUT ?= 600
@@ -66,12 +77,54 @@ rock:
 	luarocks --lua-version=5.4 --tree $(BUILD)/rocktree make rockspec/coronet-scm-1.rockspec
 	LUA_PATH="$(BUILD)/rocktree/share/lua/5.4/?.lua;$(BUILD)/rocktree/share/lua/5.4/?/init.lua" \
 	  LUA_CPATH="$(BUILD)/rocktree/lib/lua/5.4/?.so" $(LUA) -e 'local net = require "coronet"; assert(net.ip.parse("::1")); print("rock ok: " .. package.searchpath("coronet.core", package.cpath))'
+	cd / && test "$$(echo 'print(1+1)' | $(CURDIR)/$(BUILD)/rocktree/bin/coronet)" = 2
+	cd / && test "$$($(CURDIR)/$(BUILD)/rocktree/bin/coronet -e 'print(net.ip.parse("::1"))')" = ::1
+	@echo "rock ok: the installed coronet command runs a line"
 
-# luarocks' make backend calls this with its own variables
+# The source tarball of the tracked files, and a .src.rock packed from it
+# (`luarocks --lua-version=5.4 build build/dist/coronet-scm-1.src.rock`).
+DIST := $(BUILD)/dist
+dist:
+	rm -rf $(DIST)
+	mkdir -p $(DIST)/coronet-scm
+	git ls-files -z | xargs -0 tar cf - | tar xf - -C $(DIST)/coronet-scm
+	tar czf $(DIST)/coronet-scm.tar.gz -C $(DIST) coronet-scm
+	rm -rf $(DIST)/coronet-scm
+	sed 's|url = "coronet-scm.tar.gz"|url = "file://$(abspath $(DIST))/coronet-scm.tar.gz"|' \
+	  rockspec/coronet-scm-1.rockspec > $(DIST)/coronet-scm-1.rockspec
+	cd $(DIST) && luarocks --lua-version=5.4 pack coronet-scm-1.rockspec
+	@ls -l $(DIST)
+
+.PHONY: dist distcheck installcheck
+
+# Build and install the packed rock into a scratch tree, as a user would.
+distcheck: dist
+	rm -rf $(BUILD)/disttree
+	cd $(DIST) && luarocks --lua-version=5.4 --tree $(CURDIR)/$(BUILD)/disttree build coronet-scm-1.src.rock
+	cd / && test "$$(echo 'print(1+1)' | $(CURDIR)/$(BUILD)/disttree/bin/coronet)" = 2
+	@echo "distcheck ok: the rock built from the tarball installs a working coronet command"
+
+# make install into a scratch prefix and run the installed command from /.
+installcheck: $(SO)
+	rm -rf $(BUILD)/prefix
+	$(MAKE) install PREFIX=$(CURDIR)/$(BUILD)/prefix
+	cd / && test "$$(echo 'print(1+1)' | $(CURDIR)/$(BUILD)/prefix/bin/coronet)" = 2
+	@echo "installcheck ok: make install PREFIX=... gives a working coronet command"
+
+# `make install PREFIX=...` for people without LuaRocks (DESTDIR for
+# staging); LuaRocks' make backend calls it with its own INST_* variables
+# and an empty INST_BINDIR (it installs the command itself).
+PREFIX      ?= /usr/local
+INST_LIBDIR ?= $(PREFIX)/lib/lua/5.4
+INST_LUADIR ?= $(PREFIX)/share/lua/5.4
+INST_BINDIR ?= $(PREFIX)/bin
 install: $(SO)
-	install -d $(INST_LIBDIR)/coronet $(INST_LUADIR)/coronet
-	install -m 755 $(SO) $(INST_LIBDIR)/coronet/core.so
-	install -m 644 lua/coronet/*.lua $(INST_LUADIR)/coronet/
+	install -d $(DESTDIR)$(INST_LIBDIR)/coronet $(DESTDIR)$(INST_LUADIR)/coronet
+	install -m 755 $(SO) $(DESTDIR)$(INST_LIBDIR)/coronet/core.so
+	install -m 644 lua/coronet/*.lua $(DESTDIR)$(INST_LUADIR)/coronet/
+	$(if $(INST_BINDIR),install -d $(DESTDIR)$(INST_BINDIR))
+	$(if $(INST_BINDIR),sed 's|^-- @INSTALL_PATHS@.*|if not found then package.path = "$(INST_LUADIR)/?.lua;$(INST_LUADIR)/?/init.lua;" .. package.path; package.cpath = "$(INST_LIBDIR)/?.so;" .. package.cpath end|' bin/coronet > $(DESTDIR)$(INST_BINDIR)/coronet)
+	$(if $(INST_BINDIR),chmod 755 $(DESTDIR)$(INST_BINDIR)/coronet)
 
 # lint: luacheck (Debian lua-check) with .luacheckrc, and every public Lua
 # function documented (tools/doccheck.lua)

@@ -4,6 +4,9 @@
 #include "lauxlib.h"
 #include "addr.h"
 #include "bufio.h"
+#include "tcpinfo.h"
+#include "track.h"
+#include "tty.h"
 #include "conn.h"
 #include "errors.h"
 #include "loop.h"
@@ -27,6 +30,9 @@ int luaopen_coronet_core(lua_State *L) {
     coronet_ignore_sigpipe();
     lua_newtable(L);
     loop_open(L);
+    track_open(L);
+    tcpinfo_open(L);
+    tty_open(L);
     errors_open(L);
     sock_open_lib(L);
     conn_open(L);

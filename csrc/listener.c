@@ -14,6 +14,7 @@
 #include "conn.h"
 #include "errors.h"
 #include "sock.h"
+#include "track.h"
 
 #define LISTENER_MT "coronet.listener"
 #define LISTENER_KEEPALIVE 15   /* seconds, Go's default for accepted conns */
@@ -71,6 +72,7 @@ static int listener_socket(lua_State *L) {
         return listener_fail(L, ln, "listen", "epoll_ctl", e, 0);
     }
     if (family != AF_UNIX) sock_set_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+    track_handle(L, -1);
     return 1;
 }
 
@@ -150,6 +152,7 @@ static int listener_accept_k(lua_State *L, int status, lua_KContext kctx) {
         conn *c = conn_new(L, ln->net);
         int e = conn_attach(L, c, fd, &peer, plen);
         if (e) return listener_fail(L, ln, "accept", "epoll_ctl", e, 0);
+        track_handle(L, -1);
         return 1;
     }
 }
@@ -244,6 +247,7 @@ static int listener_from_file(lua_State *L) {
         close(nfd);
         return listener_fail(L, ln, "file", "epoll_ctl", e, 0);
     }
+    track_handle(L, -1);
     return 1;
 }
 

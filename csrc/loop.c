@@ -180,6 +180,13 @@ int task_park(lua_State *L, task *t, task **slot, double deadline, int kind,
         return luaL_error(L, "coronet: attempt to block where the task cannot yield "
                              "(inside a C call such as string.gsub or a metamethod)");
     loop *lp = t->lp;
+    if (t->canceled) {                   /* task:cancel(): fail at once */
+        t->reason = WAKE_CANCELED;
+        if (t->slot != slot) task_release_slot(t);
+        if (ready_push(lp, t) < 0) return luaL_error(L, "coronet: out of memory");
+        lua_pushlightuserdata(L, (void *)&PARK_TOKEN);
+        return lua_yieldk(L, 1, kctx, k);
+    }
     t->parked = 1;
     t->kind = (uint8_t)kind;
     t->reason = WAKE_READY;
@@ -261,7 +268,7 @@ int task_unpark_ctx(lua_State *L, task *t, int ctxidx) {
     t->ctxdl = 0;
     ctx_call(L, CTX_LEAVE, ctxidx);
     lua_pop(L, 1);
-    if (t->reason == WAKE_CANCELED) return 1;
+    if (t->reason == WAKE_CANCELED) return !t->canceled || ctx_ended(L, ctxidx);
     return t->reason == WAKE_TIMEOUT && ctxdl > 0 && ctxdl <= loop_now();
 }
 
@@ -288,8 +295,8 @@ static int loop_ctx_init(lua_State *L) {
     return 0;
 }
 
-/* core.task_new(co) -> task: the C half of a new task running co, queued
- * to start on the next loop turn. */
+/* core.task_new(co [, id]) -> task: the C half of a new task running co
+ * (id: the Lua task's, for net.debug), queued to start on the next loop turn. */
 static int task_new(lua_State *L) {
     lua_State *co = lua_tothread(L, 1);
     luaL_argcheck(L, co != NULL, 1, "coroutine expected");
@@ -298,6 +305,8 @@ static int task_new(lua_State *L) {
     t->lp = loop_get(L);
     t->co = co;
     t->heap_idx = -1;
+    t->born = loop_now();
+    t->id = luaL_optinteger(L, 2, 0);
     luaL_setmetatable(L, TASK_MT);
     lua_pushvalue(L, 1);
     lua_setiuservalue(L, -2, 1);  /* anchor the coroutine */
@@ -360,6 +369,17 @@ static int loop_wake(lua_State *L) {
     int reason = (int)luaL_checkinteger(L, 2);
     lua_pushboolean(L, task_wake(t, reason));
     return 1;
+}
+
+void task_cancel(task *t) {
+    t->canceled = 1;
+    task_wake(t, WAKE_CANCELED);
+}
+
+/* core.cancel(task): task_cancel (sched.lua's task:cancel()). */
+static int loop_cancel(lua_State *L) {
+    task_cancel(luaL_checkudata(L, 1, TASK_MT));
+    return 0;
 }
 
 /* core.yield(): requeue the calling task behind the ready ones. */
@@ -664,6 +684,7 @@ static const luaL_Reg loop_meta[] = {
 };
 
 static const luaL_Reg loop_funcs[] = {
+    {"cancel", loop_cancel},
     {"ctx_init", loop_ctx_init},
     {"now", loop_now_l},
     {"park", loop_park},

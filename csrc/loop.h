@@ -36,11 +36,14 @@ typedef struct task {
     struct task *qnext;  /* next in a wait queue (a conn's queued writers) */
     double deadline;     /* absolute; 0 when none */
     double ctxdl;        /* deadline of the net.context it waits under; 0 none */
+    double born;         /* loop_now() at creation, for net.debug (a task's age) */
+    lua_Integer id;      /* the Lua task's id (sched.lua), for net.debug */
     int heap_idx;        /* index in the timer heap, -1 when not armed */
     uint8_t parked;      /* waiting for a wake */
     uint8_t queued;      /* in the ready list */
     uint8_t kind;        /* enum park_kind while parked */
     uint8_t reason;      /* enum wake_reason of the last wake */
+    uint8_t canceled;    /* task:cancel(): every park ends at once, canceled */
 } task;
 
 /* waitq: a FIFO of parked tasks (threaded through task.qnext): writers
@@ -161,6 +164,10 @@ void ctx_push_err(lua_State *L, int idx);
  * task woken from a handle slot keeps owning the slot until it resumes
  * (task_resume_cause releases it), so "busy" checks see it in between. */
 int task_wake(task *t, int reason);
+
+/* task_cancel: mark t canceled (task:cancel()): wake it with WAKE_CANCELED
+ * if parked; every later park returns at once with WAKE_CANCELED. */
+void task_cancel(task *t);
 
 /* task_set_deadline: move a parked task's deadline (0 clears); a deadline
  * at or before now wakes it at once with WAKE_TIMEOUT. */

@@ -18,6 +18,7 @@
 #include "loop.h"
 #include "packet.h"
 #include "sock.h"
+#include "track.h"
 
 #define PACKET_READ_DEFAULT 65536      /* read_from/read: any UDP datagram fits */
 #define PACKET_READ_MAX (16 << 20)     /* larger than any datagram a socket takes */
@@ -470,6 +471,7 @@ static int packet_socket(lua_State *L) {
         return packet_fail(L, p, op, "epoll_ctl", e);
     }
     if (family != AF_UNIX) sock_set_int(fd, SOL_SOCKET, SO_BROADCAST, 1);
+    track_handle(L, -1);
     return 1;
 }
 
@@ -572,6 +574,7 @@ static int packet_from_file(lua_State *L) {
         close(nfd);
         return packet_fail(L, p, "file", "epoll_ctl", e);
     }
+    track_handle(L, -1);
     return 1;
 }
 

@@ -10,6 +10,7 @@ case $job in
     bench) pkgs="$pkgs lua-luv lua-cqueues lua-socket golang-go wrk" ;;
     lint) pkgs="$pkgs lua-check lua-ldoc" ;;
 esac
+[ "$job" = check ] && pkgs="$pkgs tmux"   # the REPL's terminal spec (spec/repl_tty_spec.lua)
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

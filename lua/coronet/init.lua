@@ -46,7 +46,8 @@ for _, kind in ipairs{"host", "ip", "addr", "cname", "mx", "txt", "srv", "ns", "
 end
 
 -- diagnostics
-M.debug = {stats = sched.stats, tasks = sched.tasks}
+-- net.debug (coronet.debug: stats, tasks, dump, conns, tcp_info, tap, leaks)
+-- loads on first use, below.
 
 -- submodules that load on first use: net.bufio, net.dns, net.context, ...
 return setmetatable(M, {__index = function(t, k)

@@ -16,6 +16,7 @@ local now = core.now
 local PARK_TOKEN = core.park_token()
 local KIND = core.park_kinds
 local WAKE = core.wake_reasons
+local CANCELED = WAKE.canceled
 
 local M = {KIND = KIND, WAKE = WAKE}
 
@@ -61,6 +62,7 @@ function M.go(fn, ...)
     end
     next_id = next_id + 1
     local t = setmetatable({id = next_id, args = pack(...)}, Task)
+    if M.trace_creation then t.created = M.trace_creation(3) end
     local function handler(e)
         t.traceback = traceback(tostring(e), 2)
         return e
@@ -74,7 +76,7 @@ function M.go(fn, ...)
     by_co[co] = t
     tasks[t] = true
     ntasks = ntasks + 1
-    t.w = task_new(co)
+    t.w = task_new(co, next_id)
     return t
 end
 
@@ -109,6 +111,23 @@ function M.park_ctx(deadline, kind, ctx)
     ctx_leave(ctx)
     if r ~= WAKE.ready and ctx:err() then r = WAKE.canceled end
     return r
+end
+
+local ErrCanceled
+
+--- cancel_err: after a park that returned `r`, the error that ends the
+-- wait: `ctx:err()` when ctx ended, net.ErrCanceled when the running task
+-- was canceled (task:cancel()), nil when the wake was not a cancel.
+function M.cancel_err(r, ctx)
+    if r ~= WAKE.canceled then return nil end
+    local e = ctx and ctx:err()
+    if e then return e end
+    local t = by_co[corunning()]
+    if t and t.canceled then
+        ErrCanceled = ErrCanceled or require("coronet.errors").ErrCanceled
+        return ErrCanceled
+    end
+    return nil
 end
 
 --- wake: wake a parked task with `reason` (a WAKE code, default ready).
@@ -205,9 +224,11 @@ function Task:wait(ctx)
         local w = self.waiters              -- a set: a cancel leaves in O(1)
         if not w then w = {}; self.waiters = w end
         w[me] = true
-        if M.park_ctx(nil, KIND.task, ctx) == WAKE.canceled then
+        local r = M.park_ctx(nil, KIND.task, ctx)
+        local e = r == CANCELED and M.cancel_err(r, ctx)
+        if e then
             w[me] = nil
-            return nil, ctx:err()
+            return nil, e
         end
     end
     return results(self)
@@ -217,8 +238,37 @@ function Task:__tostring()
     return "task " .. self.id .. (self.done and " (done)" or "")
 end
 
---- done: whether the task has ended.
+--- is_done: whether the task has ended.
 function Task:is_done() return self.done == true end
+
+--- task:cancel(): stop the task the Go way: its current blocking call and
+-- every later one that would block return `nil, net.ErrCanceled` (through
+-- `task:context()`, a ctx the task owns, which ends too). The task decides
+-- how to finish; a call that completes without waiting still completes,
+-- and a loop that never blocks is not stopped. Idempotent; a no-op on a
+-- task that has ended.
+function Task:cancel()
+    if self.done or self.canceled then return end
+    self.canceled = true
+    if self.cancel_ctx then self.cancel_ctx() end
+    core.cancel(self.w)
+end
+
+--- task:context() -> ctx: the ctx this task owns, ended by task:cancel()
+-- (with ErrCanceled); pass it to work the task starts so a cancel reaches it.
+function Task:context()
+    local c = self.ctx
+    if not c then
+        local context = M.context or require("coronet.context")
+        c, self.cancel_ctx = context.with_cancel(context.background())
+        self.ctx = c
+        if self.canceled then self.cancel_ctx() end
+    end
+    return c
+end
+
+--- task:is_canceled(): whether task:cancel() was called.
+function Task:is_canceled() return self.canceled == true end
 
 --- sleep(s [, ctx]): suspend the running task for `s` seconds (0 just
 -- yields). Returns true, or nil, ctx:err() when ctx ends first.
@@ -231,7 +281,10 @@ function M.sleep(s, ctx)
     local deadline = now() + s
     while true do
         local r = M.park_ctx(deadline, KIND.sleep, ctx)
-        if r == WAKE.canceled then return nil, ctx:err() end
+        if r == CANCELED then
+            local e = M.cancel_err(r, ctx)
+            if e then return nil, e end
+        end
         if now() >= deadline then return true end
     end
 end
@@ -253,17 +306,80 @@ function M.stats()
     return s
 end
 
---- tasks: one entry per live task: {id, state, where, traceback}.
+-- The directory of coronet's own Lua modules: frames there are skipped
+-- when telling where a task is.
+local moddir = (getinfo(1, "S").source:match("^@(.*[/\\])[^/\\]*$"))
+
+-- where: the innermost frame of co that is the user's code (not C, not a
+-- coronet module): "file:line".
+local function where(co, fn)
+    local first
+    for level = 0, 200 do
+        local info = getinfo(co, level, "Sl")
+        if not info then break end
+        if info.what ~= "C" and info.currentline and info.currentline > 0 then
+            local src = info.source
+            local ours = moddir and src:sub(1, 1) == "@" and src:sub(2, #moddir + 1) == moddir
+            local here = info.short_src .. ":" .. info.currentline
+            first = first or here
+            if not ours then return here end
+        end
+    end
+    if not fn then                                -- the task's function: an upvalue
+        local level = 0                           -- of the wrapper at the bottom frame
+        while getinfo(co, level + 1, "l") do level = level + 1 end
+        local bottom = getinfo(co, level, "f")
+        local wrapper = bottom and bottom.func
+        for i = 1, wrapper and 8 or 0 do
+            local name, v = debug.getupvalue(wrapper, i)
+            if not name then break end
+            if name == "fn" then fn = v break end
+        end
+    end
+    local info = type(fn) == "function" and getinfo(fn, "S")  -- a tail call left no user frame
+    if info and info.what == "Lua" then return info.short_src .. ":" .. info.linedefined end
+    return first or "?"
+end
+
+--- where(co [, fn]) -> "file:line": the innermost line of the user's code
+-- in coroutine co (frames in coronet's modules skipped; with none, where
+-- fn, the task's function, is defined).
+M.where = where
+
+local kind_names = {}
+for name, code in pairs(KIND) do kind_names[code] = name end
+
+--- kind_name(code) -> the name of a park kind code ("read", "sleep", ...).
+function M.kind_name(code) return kind_names[code] end
+
+--- task_of(co) -> the task running coroutine co, or nil.
+function M.task_of(co) return by_co[co] end
+
+--- live_tasks() -> {[id] = task}: every live task by id.
+function M.live_tasks()
+    local out = {}
+    for t in pairs(tasks) do out[t.id] = t end
+    return out
+end
+
+--- tasks: one entry per live task: {id, state, where, traceback, kind,
+-- age, task}. `where` is the innermost line of the user's code (frames in
+-- coronet's own modules are skipped); `kind` what it is parked on (nil
+-- when not parked); `age` seconds since net.go.
 function M.tasks()
     local out = {}
+    local t0 = now()
     for t in pairs(tasks) do
         local co = t.co
-        local info = getinfo(co, 1, "Sl")
         out[#out + 1] = {
             id = t.id,
             state = costatus(co),
-            where = info and (info.short_src .. ":" .. (info.currentline or 0)) or "?",
+            where = where(co),
             traceback = traceback(co),
+            kind = core.task_kind and core.task_kind(t.w) or nil,
+            age = t0 - core.task_born(t.w),
+            created = t.created,
+            task = t,
         }
     end
     table.sort(out, function(a, b) return a.id < b.id end)

@@ -211,6 +211,7 @@ end
 local function dial_one(d, tg, a, deadline, ctx)
     local c, err = core.conn_socket(tg.net, a and famof(a) or "unix")
     if not c then return nil, err end
+    core.track(c)                                 -- for net.debug.conns()
     local ok = true
     if d.control then
         local addr = a and ip.join_host_port(tostring(a), tg.port) or tg.path
@@ -302,6 +303,7 @@ local function dial_race(d, tg, ips, deadline, ctx)
         if not st.finished then sched.wake(me) end
     end
     local started, last = 0, 0
+    local cerr                                     -- ctx ended, or the task was canceled
     while not st.winner do
         local t = now()
         local expired = deadline > 0 and t >= deadline
@@ -311,15 +313,19 @@ local function dial_race(d, tg, ips, deadline, ctx)
             sched.go(attempt, started)
         elseif st.inflight == 0 then
             break
-        elseif sched.park_ctx(started < #order and last + delay or nil, KIND.connect, ctx)
-               == sched.WAKE.canceled then
-            break
+        else
+            local r = sched.park_ctx(started < #order and last + delay or nil, KIND.connect, ctx)
+            if r == sched.WAKE.canceled then
+                cerr = sched.cancel_err(r, ctx)
+                break
+            end
         end
     end
     st.finished = true
     cancel()
     if st.winner then return st.winner end
     if ctx and ctx:err() then return ctx_fail("dial", tg.net, tg.address, ctx) end
+    if cerr then return nil, errors.new{op = "dial", net = tg.net, addr = tg.address, err = cerr} end
     for i = 1, started do
         if st.errs[i] then return nil, st.errs[i] end
     end
@@ -453,7 +459,11 @@ end
 ---------------------------------------------------------------------------
 
 --- file_conn(fd) -> conn | nil, err: a conn over a dup of fd (caller keeps fd).
-M.file_conn = core.file_conn
+function M.file_conn(fd)
+    local c, err = core.file_conn(fd)
+    if c then core.track(c) end                   -- for net.debug.conns()
+    return c, err
+end
 --- file_listener(fd) -> listener | nil, err: a listener over a dup of fd.
 M.file_listener = core.file_listener
 
@@ -470,6 +480,14 @@ function M.listeners_from_env()
         out[#out + 1] = ln
     end
     return out
+end
+
+-- c:tcp_info(): the kernel's view of a TCP conn (net.debug.tcp_info), on
+-- plain and TLS conns.
+local function tcp_info(c) return require("coronet.debug").tcp_info(c) end
+for _, name in ipairs{"coronet.conn", "coronet.tls_conn"} do
+    local mt = debug.getregistry()[name]
+    if type(mt) == "table" and type(mt.__index) == "table" then mt.__index.tcp_info = tcp_info end
 end
 
 return M

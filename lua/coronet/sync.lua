@@ -14,6 +14,7 @@ local current, park_ctx, wake, block = sched.current, sched.park_ctx, sched.wake
 local go, sleep, now = sched.go, sched.sleep, sched.now
 local KIND_CHAN, KIND_SYNC, KIND_SELECT = sched.KIND.chan, sched.KIND.sync, sched.KIND.select
 local CANCELED = sched.WAKE.canceled
+local cancel_err = sched.cancel_err
 local error, type, tostring, getmetatable, setmetatable = error, type, tostring, getmetatable,
     setmetatable
 local tointeger, random, mininteger = math.tointeger, math.random, math.mininteger
@@ -63,9 +64,10 @@ local function await(w, kind, ctx)
     while true do
         local r = park_ctx(nil, kind, ctx)
         if w.done then return true end
-        if r == CANCELED and ctx and ctx:err() then
+        local e = r == CANCELED and cancel_err(r, ctx)
+        if e then
             if w.q then q_remove(w.q, w) end
-            return false
+            return false, e
         end
     end
 end
@@ -164,7 +166,7 @@ function Chan:send(v, ctx)
     if not me then return block(Chan.send, self, v, ctx) end
     local w = {task = me, val = v}
     q_push(self.sendq, w)
-    if not await(w, KIND_CHAN, ctx) then return nil, ctx:err() end
+    local ok, e = await(w, KIND_CHAN, ctx) if not ok then return nil, e end
     if w.closed then error("send on closed channel", 2) end
     return true
 end
@@ -187,7 +189,7 @@ function Chan:recv(ctx)
     if not me then return block(Chan.recv, self, ctx) end
     local w = {task = me}
     q_push(self.recvq, w)
-    if not await(w, KIND_CHAN, ctx) then return nil, false, ctx:err() end
+    local ok, e = await(w, KIND_CHAN, ctx) if not ok then return nil, false, e end
     return w.val, w.ok
 end
 
@@ -359,12 +361,13 @@ local function park_select(cases, me, ctx)
     while true do
         local r = park_ctx(nil, KIND_SELECT, ctx)
         if sel.fired then break end
-        if r == CANCELED and ctx and ctx:err() then
+        local e = r == CANCELED and cancel_err(r, ctx)
+        if e then
             for i = 1, #ws do
                 local w = ws[i]
                 if w.q then q_remove(w.q, w) end
             end
-            return nil
+            return nil, e
         end
     end
     return sel.fired
@@ -407,8 +410,8 @@ function M.select(cases, ctx)
     end
     local me = current()
     if not me then return block(M.select, cases, ctx) end
-    local w = park_select(cases, me, ctx)
-    if not w then return nil, ctx:err() end
+    local w, e = park_select(cases, me, ctx)
+    if not w then return nil, e end
     local c = cases[w.idx]
     if w.send then
         if w.closed then error("send on closed channel", 2) end
@@ -467,7 +470,7 @@ function WaitGroup:wait(ctx)
     if not me then return block(WaitGroup.wait, self, ctx) end
     local w = {task = me}
     q_push(self.q, w)
-    if not await(w, KIND_SYNC, ctx) then return nil, ctx:err() end
+    local ok, e = await(w, KIND_SYNC, ctx) if not ok then return nil, e end
     return true
 end
 
@@ -491,7 +494,7 @@ local function acquire(p, ctx, fn)
     if not me then return block(fn, p, ctx) end
     local w = {task = me}
     q_push(p.q, w)
-    if not await(w, KIND_SYNC, ctx) then return nil, ctx:err() end
+    local ok, e = await(w, KIND_SYNC, ctx) if not ok then return nil, e end
     return true
 end
 
