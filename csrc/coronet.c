@@ -27,6 +27,7 @@ int luaopen_coronet_core(lua_State *L) {
     resolver_open(L);
     fdwatch_open(L);
     signal_open(L);
+    process_open(L);
     addr_open(L);
     lua_setfield(L, -2, "ip");
     return 1;

@@ -12,5 +12,7 @@ int listener_open(lua_State *L);
 int resolver_open(lua_State *L);
 /* fdwatch_open: watching a terminal or pipe fd (csrc/fdwatch.c). */
 int fdwatch_open(lua_State *L);
+/* process_open: child processes, pipes, env helpers (csrc/process.c). */
+int process_open(lua_State *L);
 
 #endif
