@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/pidfd.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include "lauxlib.h"
 #include "class.h"
@@ -265,6 +266,34 @@ static int process_spawn(lua_State *L) {
     return 1;
 }
 
+/* core.process_adopt(pid) -> process | nil, err: a process object for an
+ * existing pid (pidfd_open); wait works only if it is our child. */
+static int process_adopt(lua_State *L) {
+    pid_t pid = (pid_t)luaL_checkinteger(L, 1);
+    luaL_argcheck(L, pid > 0, 1, "pid expected");
+    process *p = lua_newuserdatauv(L, sizeof *p, 0);
+    memset(p, 0, sizeof *p);
+    p->h.fd = -1;
+    p->pid = pid;
+    luaL_setmetatable(L, PROCESS_MT);
+    int pfd = pidfd_open(pid, 0), e;
+    if (pfd < 0) return process_fail(L, "adopt", "pidfd_open", errno);
+    if ((e = handle_init(&p->h, loop_get(L), pfd)) != 0) {
+        close(pfd);
+        return process_fail(L, "adopt", "epoll_ctl", e);
+    }
+    return 1;
+}
+
+/* core.set_subreaper(on) -> true | nil, err: PR_SET_CHILD_SUBREAPER, so
+ * orphaned descendants (a restarted server's new copy) become children. */
+static int process_set_subreaper(lua_State *L) {
+    if (prctl(PR_SET_CHILD_SUBREAPER, (unsigned long)lua_toboolean(L, 1), 0, 0, 0) < 0)
+        return process_fail(L, "subreaper", "prctl", errno);
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
 /* ---- wait, kill, close ------------------------------------------------ */
 
 static int process_push_status(lua_State *L, process *p) {
@@ -423,7 +452,9 @@ static const luaL_Reg process_funcs[] = {
     {"cpu_count", process_cpu_count},
     {"exe_path", process_exe_path},
     {"pipe", process_pipe},
+    {"process_adopt", process_adopt},
     {"process_spawn", process_spawn},
+    {"set_subreaper", process_set_subreaper},
     {"unsetenv", process_unsetenv},
     {"write_fd", process_write_fd},
     {NULL, NULL}

@@ -91,6 +91,26 @@ function M.spawn(opts)
     return setmetatable({pid = h:_pid(), _h = h}, Process)
 end
 
+--- adopt: a process object for an existing pid (a pidfd): `kill` works
+-- for any process we may signal, `wait` only for our own child (for
+-- example a restarted server's copy reparented to us as a subreaper).
+-- @treturn[1] process
+-- @treturn[2] nil
+-- @treturn[2] error
+function M.adopt(pid)
+    local h, err = core.process_adopt(pid)
+    if not h then return nil, err end
+    return setmetatable({pid = pid, _h = h}, Process)
+end
+
+--- set_subreaper: become (or stop being) the reaper of orphaned
+-- descendants (PR_SET_CHILD_SUBREAPER): a supervisor that must wait for
+-- the copy a restarted child spawned uses it.
+-- @treturn[1] boolean true
+-- @treturn[2] nil
+-- @treturn[2] error
+M.set_subreaper = core.set_subreaper
+
 --- process:wait: block until the child ends (or ctx ends) and reap it.
 -- @param[opt] ctx a net.context
 -- @treturn[1] table `{code = n}` for an exit, `{signal = "TERM"}` for a
@@ -179,6 +199,9 @@ function M.self_command()
     end
     return core.exe_path(), args
 end
+
+--- getpid: this process's id.
+M.getpid = core.getpid
 
 --- cpu_count: the number of online CPUs.
 M.cpu_count = core.cpu_count
