@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/syscall.h>
 #include "lauxlib.h"
 #include "class.h"
 #include "errors.h"
@@ -54,12 +55,26 @@ const char *signal_name(int signo) {
     return NULL;
 }
 
+/* The kernel's struct sigaction, for the signals glibc keeps to itself. */
+struct signal_ksa {
+    void (*handler)(int);
+    unsigned long flags;
+    void (*restorer)(void);
+    unsigned long mask;
+};
+
 void signal_child_reset(void) {
     struct sigaction dfl;
     memset(&dfl, 0, sizeof dfl);
     dfl.sa_handler = SIG_DFL;
     for (int i = 1; i < NSIG; i++)
-        if (i != SIGKILL && i != SIGSTOP) sigaction(i, &dfl, NULL);
+        if (i != SIGKILL && i != SIGSTOP && sigaction(i, &dfl, NULL) < 0 && errno == EINVAL) {
+            /* glibc refuses its internal signals (32, 33), and its
+             * posix_spawn (system, popen) leaves them ignored in a child,
+             * which exec keeps: reset them through the kernel directly */
+            struct signal_ksa k = {SIG_DFL, 0, NULL, 0};
+            syscall(SYS_rt_sigaction, i, &k, NULL, sizeof k.mask);
+        }
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);

@@ -24,6 +24,22 @@ end
 
 TestProcess = {}
 
+-- Every chan a test makes is stopped in tearDown, even when an assertion
+-- failed half-way: a signal left caught would swallow a later TERM.
+local made = {}
+local function notify(...)
+    local ch = net.signal.notify(...)
+    made[#made + 1] = ch
+    return ch
+end
+
+function TestProcess:tearDown()
+    for i = #made, 1, -1 do
+        net.signal.stop(made[i])
+        made[i] = nil
+    end
+end
+
 function TestProcess:test_exit_code_and_signal_death()
     H.run(function()
         local p = assert(net.process.spawn{"sh", args = {"-c", "exit 3"}})
@@ -71,7 +87,7 @@ end
 
 function TestProcess:test_child_has_default_dispositions_and_an_empty_mask()
     H.run(function()
-        local ch = net.signal.notify("TERM", "HUP")       -- caught here
+        local ch = notify("TERM", "HUP")       -- caught here
         local out = os.tmpname()
         local p = assert(net.process.spawn{"sh", args = {"-c",
             "grep -E 'SigIgn|SigBlk' /proc/self/status > " .. out}})

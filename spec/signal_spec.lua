@@ -16,10 +16,26 @@ end
 
 TestSignal = {}
 
+-- Every chan a test makes is stopped in tearDown, even when an assertion
+-- failed half-way: a signal left caught would swallow a later TERM.
+local made = {}
+local function notify(...)
+    local ch = net.signal.notify(...)
+    made[#made + 1] = ch
+    return ch
+end
+
+function TestSignal:tearDown()
+    for i = #made, 1, -1 do
+        net.signal.stop(made[i])
+        made[i] = nil
+    end
+end
+
 function TestSignal:test_kill_term_arrives_on_the_chan_while_tasks_run()
     H.run(function()
         local int0 = net.signal.disposition("INT")   -- lua.c has its own SIGINT handler
-        local ch = net.signal.notify("TERM", "SIGINT")
+        local ch = notify("TERM", "SIGINT")
         lu.assertEquals(ch:cap(), 1)
         lu.assertEquals(net.signal.disposition("TERM"), "caught")
         local ticks, stop = 0, false
@@ -44,8 +60,8 @@ end
 
 function TestSignal:test_a_burst_never_blocks_and_the_chan_holds_its_capacity()
     H.run(function()
-        local ch = net.signal.notify("USR1", {cap = 4})
-        local mark = net.signal.notify("USR2")
+        local ch = notify("USR1", {cap = 4})
+        local mark = notify("USR2")
         for _ = 1, 1000 do assert(net.signal.raise("USR1")) end
         net.signal.raise("USR2")
         -- the pipe is FIFO: once USR2 is here, every USR1 was dispatched
@@ -64,9 +80,9 @@ end
 function TestSignal:test_stop_ends_delivery_and_restores_the_disposition()
     H.run(function()
         local fds0 = net.debug.stats().fds
-        local a = net.signal.notify("USR1")
+        local a = notify("USR1")
         lu.assertEquals(net.debug.stats().fds, fds0 + 1, "the pipe watcher")
-        local b = net.signal.notify("USR1", "HUP")
+        local b = notify("USR1", "HUP")
         net.signal.stop(a)
         lu.assertEquals(net.signal.disposition("USR1"), "caught", "b still wants USR1")
         net.signal.raise("USR1")
@@ -102,7 +118,7 @@ end
 
 function TestSignal:test_children_get_no_ignored_or_blocked_signal()
     H.run(function()
-        local ch = net.signal.notify("TERM", "INT", "HUP")
+        local ch = notify("TERM", "INT", "HUP")
         local out = os.tmpname()
         assert(os.execute("sh -c 'grep SigIgn /proc/self/status; grep SigBlk /proc/self/status' > " .. out))
         local f = assert(io.open(out))
