@@ -59,6 +59,21 @@ end
 
 TestPrefork = {}
 
+local live = nil      -- the supervisor, stopped in tearDown if a test failed
+
+function TestPrefork:tearDown()
+    if not live then return end
+    local sup = live
+    live = nil
+    net.run(function()
+        if sup:kill("TERM") then
+            local ctx, cancel = net.context.with_timeout(net.context.background(), 20)
+            if not sup:wait(ctx) then sup:kill("KILL") sup:wait() end
+            cancel()
+        end
+    end)
+end
+
 function TestPrefork:test_kill_9_a_worker_then_term_the_supervisor()
     H.run(function()
         local path = os.tmpname()
@@ -69,6 +84,7 @@ function TestPrefork:test_kill_9_a_worker_then_term_the_supervisor()
         local addr = tostring(ln:addr())
         local r, w = net.process.pipe()
         local sup = assert(net.process.spawn{"lua5.4", args = {path}, files = {ln}, stdout = w})
+        live = sup
         net.close_fd(w)
         ln:close()
         local next_line, close_lines = line_reader(r)
@@ -101,6 +117,7 @@ function TestPrefork:test_kill_9_a_worker_then_term_the_supervisor()
         assert(sup:kill("TERM"))
         lu.assertEquals(next_line(), "stopped signal")
         lu.assertEquals(sup:wait(), {code = 0})
+        live = nil
         lu.assertNil(next_line(), "stdout closed: no worker holds it")
         close_lines()
         net.close_fd(r)

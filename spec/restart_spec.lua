@@ -42,7 +42,37 @@ local function pid_alive(pid)
     return st ~= "Z"
 end
 
+-- After a failed run the new copy may be left serving, reparented to us
+-- (the subreaper): stop and reap every child of ours that runs the example.
+local function reap_orphans()
+    local pid = net.process.getpid()
+    local f = io.open("/proc/" .. pid .. "/task/" .. pid .. "/children")
+    if not f then return end
+    local list = f:read("a")
+    f:close()
+    for child in list:gmatch("%d+") do
+        local cf = io.open("/proc/" .. child .. "/cmdline")
+        local cmd = cf and cf:read("a") or ""
+        if cf then cf:close() end
+        if cmd:find("examples/restart.lua", 1, true) then
+            net.run(function()
+                local p = net.process.adopt(tonumber(child))
+                if not p then return end
+                p:kill("TERM")
+                local ctx, cancel = net.context.with_timeout(net.context.background(), 10)
+                if not p:wait(ctx) then p:kill("KILL") p:wait() end
+                cancel()
+            end)
+        end
+    end
+end
+
 TestRestart = {}
+
+function TestRestart:tearDown()
+    reap_orphans()
+    net.process.set_subreaper(false)
+end
 
 function TestRestart:test_sighup_restart_under_load_loses_no_connection()
     assert(net.process.set_subreaper(true))        -- the new copy becomes our child
@@ -96,7 +126,6 @@ function TestRestart:test_sighup_restart_under_load_loses_no_connection()
         lu.assertFalse(pid_alive(old.pid))
         lu.assertFalse(pid_alive(new_pid))
     end)
-    net.process.set_subreaper(false)
 end
 
 function TestRestart:test_a_copy_that_is_never_ready_is_killed_and_the_old_one_serves()
