@@ -30,6 +30,8 @@ typedef struct process {
     handle h;             /* the pidfd; -1 once reaped or closed */
     pid_t pid;
     int done;             /* reaped: code / sig hold the outcome */
+    int polled;           /* no pidfd (ENOSYS: kernel < 5.3, valgrind): poll waitpid */
+    int closed;
     int code, sig;
 } process;
 
@@ -256,6 +258,10 @@ static int process_spawn(lua_State *L) {
     if (e) return process_fail(L, "spawn", "execve", e);
     p->pid = pid;
     int pfd = pidfd_open(pid, 0);
+    if (pfd < 0 && errno == ENOSYS) {
+        p->polled = 1;
+        return 1;
+    }
     if (pfd < 0 || (e = handle_init(&p->h, loop_get(L), pfd)) != 0) {
         e = pfd < 0 ? errno : e;
         if (pfd >= 0) close(pfd);
@@ -277,6 +283,10 @@ static int process_adopt(lua_State *L) {
     p->pid = pid;
     luaL_setmetatable(L, PROCESS_MT);
     int pfd = pidfd_open(pid, 0), e;
+    if (pfd < 0 && errno == ENOSYS && kill(pid, 0) == 0) {
+        p->polled = 1;
+        return 1;
+    }
     if (pfd < 0) return process_fail(L, "adopt", "pidfd_open", errno);
     if ((e = handle_init(&p->h, loop_get(L), pfd)) != 0) {
         close(pfd);
@@ -311,7 +321,20 @@ static int process_push_status(lua_State *L, process *p) {
 }
 
 /* Reap without blocking: 1 when the child has ended (p->done set). */
+static int process_reap_polled(process *p) {
+    int status, r;
+    do r = waitpid(p->pid, &status, WNOHANG);
+    while (r < 0 && errno == EINTR);
+    if (r < 0) return -errno;
+    if (r == 0) return 0;
+    p->done = 1;
+    if (WIFEXITED(status)) p->code = WEXITSTATUS(status);
+    else p->sig = WTERMSIG(status);
+    return 1;
+}
+
 static int process_reap(process *p) {
+    if (p->polled) return process_reap_polled(p);
     siginfo_t si;
     memset(&si, 0, sizeof si);
     int r;
@@ -345,15 +368,19 @@ static int process_wait_k(lua_State *L, int status, lua_KContext kctx) {
     task *t = task_current(L);
     int ctxidx = (int)kctx;
     int cause = task_resume_cause(L, t, status, ctxidx);
+    if (cause == ERR_TIMEOUT && p->polled) cause = 0;   /* the poll interval */
     if (cause) {
         operr e = {"wait", "process", NULL, NULL, NULL, NULL, ctxidx};
         return errors_fail(L, &e, cause);
     }
     if (p->done) return process_push_status(L, p);
-    if (p->h.fd < 0) return process_fail(L, "wait", NULL, ERR_CLOSED);
+    if (p->closed || (!p->polled && p->h.fd < 0)) return process_fail(L, "wait", NULL, ERR_CLOSED);
     int r = process_reap(p);
     if (r < 0) return process_fail(L, "wait", "waitid", -r);
     if (r == 0) {
+        if (p->polled)                    /* no pidfd: look again in 10 ms */
+            return task_park_ctx(L, t, NULL, loop_now() + 0.01, PARK_OTHER, ctxidx, kctx,
+                                 process_wait_k);
         if (p->h.rd) return process_fail(L, "wait", NULL, ERR_BUSY);
         return task_park_ctx(L, t, &p->h.rd, 0, PARK_OTHER, ctxidx, kctx, process_wait_k);
     }
@@ -367,8 +394,11 @@ static int process_kill(lua_State *L) {
     process *p = process_check(L);
     int sig = signal_number_arg(L, 2);
     luaL_argcheck(L, sig != 0, 2, "unknown signal");
-    if (p->done || p->h.fd < 0) return process_fail(L, "kill", "pidfd_send_signal", ESRCH);
-    if (pidfd_send_signal(p->h.fd, sig, NULL, 0) < 0)
+    if (p->done || p->closed || (!p->polled && p->h.fd < 0))
+        return process_fail(L, "kill", "pidfd_send_signal", ESRCH);
+    if (p->polled) {
+        if (kill(p->pid, sig) < 0) return process_fail(L, "kill", "kill", errno);
+    } else if (pidfd_send_signal(p->h.fd, sig, NULL, 0) < 0)
         return process_fail(L, "kill", "pidfd_send_signal", errno);
     lua_pushboolean(L, 1);
     return 1;
@@ -383,7 +413,9 @@ static int process_pid(lua_State *L) {
 /* proc:_close(): release the pidfd. A child not yet waited for stays a
  * zombie until this process exits, as in Go. */
 static int process_close(lua_State *L) {
-    handle_close(&process_check(L)->h);
+    process *p = process_check(L);
+    p->closed = 1;
+    handle_close(&p->h);
     return 0;
 }
 
