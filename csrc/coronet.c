@@ -1,6 +1,5 @@
 /* coronet.c - luaopen_coronet_core: builds the C core's table by calling
  * each file's _open function. The public API is lua/coronet/init.lua. */
-#include <signal.h>
 #include "lauxlib.h"
 #include "addr.h"
 #include "bufio.h"
@@ -12,22 +11,15 @@
 #include "loop.h"
 #include "modules.h"
 #include "packet.h"
+#include "signame.h"
 #include "sock.h"
 #include "tls.h"
 
-/* A write to a reset peer must be an error, never a SIGPIPE death; only
- * the default disposition is replaced, a handler the host set is kept. */
-static void coronet_ignore_sigpipe(void) {
-    struct sigaction sa;
-    if (sigaction(SIGPIPE, NULL, &sa) == 0 && sa.sa_handler == SIG_DFL) {
-        sa.sa_handler = SIG_IGN;
-        sigaction(SIGPIPE, &sa, NULL);
-    }
-}
-
 /* luaopen_coronet_core: require "coronet.core" -> the C core's table. */
 int luaopen_coronet_core(lua_State *L) {
-    coronet_ignore_sigpipe();
+    /* A write to a reset peer must be an error, never a SIGPIPE death; a
+     * no-op handler (not SIG_IGN) keeps children at the default. */
+    signal_pipe_harmless();
     lua_newtable(L);
     loop_open(L);
     track_open(L);
@@ -43,6 +35,8 @@ int luaopen_coronet_core(lua_State *L) {
     resolver_open(L);
     fdwatch_open(L);
     probe_open(L);
+    signal_open(L);
+    process_open(L);
     addr_open(L);
     lua_setfield(L, -2, "ip");
     return 1;

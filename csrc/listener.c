@@ -215,6 +215,15 @@ static int listener_file(lua_State *L) {
     return 1;
 }
 
+/* listener:set_unlink_on_close(on): whether close removes the unix socket
+ * path (Go's UnixListener.SetUnlinkOnClose). A listener handed to another
+ * process (a restart) must not take the path with it. */
+static int listener_set_unlink_on_close(lua_State *L) {
+    listener *ln = listener_check(L);
+    ln->unlink = (uint8_t)(lua_toboolean(L, 2) && ln->a.ss_family == AF_UNIX);
+    return 0;
+}
+
 static int listener_tostring(lua_State *L) {
     listener *ln = listener_check(L);
     char a[ADDR_STRLEN];
@@ -260,6 +269,7 @@ static const luaL_Reg listener_methods[] = {
     {"fd", listener_fd},
     {"file", listener_file},
     {"set_deadline", listener_set_deadline},
+    {"set_unlink_on_close", listener_set_unlink_on_close},
     {NULL, NULL}
 };
 

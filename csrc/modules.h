@@ -14,5 +14,7 @@ int resolver_open(lua_State *L);
 int fdwatch_open(lua_State *L);
 /* probe_open: core.probe, the pool's idle-socket health check (csrc/probe.c). */
 int probe_open(lua_State *L);
+/* process_open: child processes, pipes, env helpers (csrc/process.c). */
+int process_open(lua_State *L);
 
 #endif

@@ -467,18 +467,35 @@ end
 --- file_listener(fd) -> listener | nil, err: a listener over a dup of fd.
 M.file_listener = core.file_listener
 
---- listeners_from_env() -> {listener, ...}: systemd socket activation
--- (LISTEN_PID must be this process, LISTEN_FDS the count from fd 3).
--- Returns an empty table when the variables are absent or not for us.
+--- listeners_from_env() -> {listener, ..., names = {name, ...}}: systemd
+-- socket activation (LISTEN_PID must be this process, LISTEN_FDS the
+-- count from fd 3; LISTEN_FDNAMES, `:`-separated, gives `names`, default
+-- "unknown" each). As go-systemd does, the variables are removed from the
+-- environment once read (a child started later does not see them) and
+-- the inherited fds are closed once the listeners hold their own
+-- close-on-exec copies. Returns an empty table when the variables are
+-- absent or not for us.
+-- @treturn[1] table the listeners, in fd order, with `names`
+-- @treturn[2] nil
+-- @treturn[2] error an fd that is not a listening stream socket
 function M.listeners_from_env()
     local pid, n = tonumber(os.getenv("LISTEN_PID")), tonumber(os.getenv("LISTEN_FDS"))
-    local out = {}
+    local fdnames = os.getenv("LISTEN_FDNAMES")
+    for _, v in ipairs{"LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES"} do core.unsetenv(v) end
+    local out = {names = {}}
     if not pid or not n or pid ~= core.getpid() then return out end
+    local names = {}
+    for name in (fdnames or ""):gmatch("[^:]*") do names[#names + 1] = name end
     for fd = 3, 3 + n - 1 do
         local ln, err = core.file_listener(fd)
-        if not ln then return nil, err end
+        if not ln then
+            for i = 1, #out do out[i]:close() end
+            return nil, err
+        end
         out[#out + 1] = ln
+        out.names[#out] = names[#out] ~= nil and names[#out] ~= "" and names[#out] or "unknown"
     end
+    for fd = 3, 3 + n - 1 do core.close_fd(fd) end
     return out
 end
 
