@@ -13,7 +13,6 @@ package.path = here .. "/lib/?.lua;" .. here .. "/../../lua/?.lua;" .. here .. "
 package.cpath = here .. "/../../build/?.so;" .. package.cpath
 local F = require "forty"
 local net = require "coronet"
-F.need("q33", "net.debug.conns", net.debug.conns)
 
 local TOTAL = 16 << 20
 local PAYLOAD = string.rep("r", TOTAL)          -- made before the deadline is set

@@ -15,7 +15,6 @@ package.path = here .. "/lib/?.lua;" .. here .. "/../../lua/?.lua;" .. here .. "
 package.cpath = here .. "/../../build/?.so;" .. package.cpath
 local F = require "forty"
 local net = require "coronet"
-F.need("q35", "net.process", net.process)
 local context = net.context
 
 -- one request per conn: read a line, answer with who we are

@@ -12,7 +12,6 @@ package.path = here .. "/lib/?.lua;" .. here .. "/../../lua/?.lua;" .. here .. "
 package.cpath = here .. "/../../build/?.so;" .. package.cpath
 local F = require "forty"
 local net = require "coronet"
-F.need("q38", "net.debug.conns", net.debug.conns)
 
 local N = 10
 local READ_LINE

@@ -35,15 +35,6 @@ function F.check(cond, claim, detail)
     return cond
 end
 
---- need(q, name, value): the guard of a script written against a module
--- that has not landed yet: when value is nil, say so and exit 0.
-function F.need(q, name, value)
-    if value == nil then
-        F.say("SKIP %s: %s not available yet", q, name)
-        os.exit(0)
-    end
-end
-
 --- done(): the summary line; exits 1 when a claim failed.
 function F.done()
     F.say("%d claims checked, %d failed", passes + fails, fails)
