@@ -4,12 +4,15 @@
 -- Content-Length bodies, `Connection: close`, and a graceful shutdown.
 --   LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/?.so;;' \
 --     lua5.4 examples/http_server.lua [--port 8080] [--host 127.0.0.1] [--prefork N]
+-- TERM/INT: graceful shutdown (in-flight requests finish); HUP: zero-downtime
+-- restart (net.restart); --prefork N: N worker processes (net.prefork).
 -- `--selftest` starts it on :0, checks it with curl and exits (make check).
 -- Loaded with `loadfile("examples/http_server.lua")("--library")` it
 -- returns its module (`start`, `handler`, `run_command`), as the specs use it.
 --
 -- Routes: `GET /` (Hello, World!), `POST /echo` (the body back),
--- `GET /slow?ms=N` (answers after N ms: a request in flight), `GET /stats`.
+-- `GET /slow?ms=N` (answers after N ms: a request in flight), `GET /stats`,
+-- `GET /pid` (the process that answered).
 local net = require "coronet"
 
 local M = {}
@@ -97,6 +100,8 @@ local function route(app, req, body)
         -- no ctx: a request in flight is finished even during shutdown
         net.sleep((tonumber(query:match("ms=(%d+)")) or 100) / 1000)
         return 200, "slow\n"
+    elseif path == "/pid" then                 -- which process answered (restart, prefork)
+        return 200, tostring(net.process.getpid())
     elseif path == "/stats" then
         local s, out = app.srv:stats(), {}
         for k, v in pairs(s) do out[#out + 1] = string.format("%q:%d", k, v) end
@@ -168,8 +173,8 @@ function M.start(opts)
         max_conns_per_ip = app.max_conns_per_ip, on_error = app.on_error, tls = app.tls,
     }
     local host = app.host or "127.0.0.1"
-    app.ln = assert(net.listen("tcp", net.join_host_port(host, tostring(app.port or 0)),
-                               {backlog = 1024}))
+    app.ln = app.ln or assert(net.listen("tcp", net.join_host_port(host, tostring(app.port or 0)),
+                                         {backlog = 1024}))
     app.url = "http://" .. tostring(app.ln:addr()) .. "/"
     app.task = net.go(function() return app.srv:serve(app.ln) end)
     function app.shutdown(timeout)
@@ -247,20 +252,31 @@ end
 
 if opt.selftest then return net.run(selftest) end
 
--- HOOK(prefork): `--prefork N` starts N workers sharing the listener on
--- net.prefork (another engineer's module); the lead wires it after the merge.
+-- --prefork N: N worker processes share the listening socket (one
+-- inherited fd: see docs/process.md for why not SO_REUSEPORT); the
+-- supervisor replaces a worker that dies and forwards TERM/INT, on which
+-- each worker drains its in-flight requests.
+local address = net.join_host_port(opt.host or "127.0.0.1", opt.port or "8080")
 if opt.prefork then
-    io.stderr:write("http_server: --prefork is not wired yet (needs net.prefork)\n")
-    os.exit(2)
+    return net.prefork{workers = assert(math.tointeger(tonumber(opt.prefork)), "--prefork N"),
+                       addresses = {address}, serve = function(lns, ctx)
+        local app = M.start{ln = lns[1]}
+        net.go(function()
+            ctx:done():recv()                       -- TERM/INT, forwarded by the supervisor
+            app.shutdown(10)
+        end)
+        assert(app.wait())
+    end}
 end
 
+-- One process: TERM/INT drain in-flight requests and exit; HUP restarts
+-- with no downtime (the same listening socket goes to a new copy of this
+-- program, which says when it serves; then this one drains and exits).
 net.run(function()
-    local app = M.start{host = opt.host, port = tonumber(opt.port) or 8080}
-    M.app = app
-    print("listening on " .. app.url)
-    -- HOOK(signals): the lead wires net.signal here after the merge:
-    --   TERM, INT -> app.shutdown(10) (graceful: in-flight requests finish),
-    --   HUP       -> restart: hand app.ln to a new copy (net.process), wait for
-    --                its readiness, then app.shutdown(10).
+    local up = net.restart.upgrader()
+    local app = M.start{ln = assert(up:listen("tcp", address))}
+    print("listening on " .. app.url .. " (pid " .. net.process.getpid() .. ")")
+    local why = up:run{shutdown = function() app.shutdown(10) end}
     assert(app.wait())
+    io.stderr:write("http_server: ", tostring(why), ": drained, exiting\n")
 end)
