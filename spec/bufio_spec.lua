@@ -17,7 +17,7 @@ local context = net.context
 local errors = net.errors
 
 local EOF, ErrUnexpectedEOF, ErrTooLong = net.EOF, net.ErrUnexpectedEOF, bufio.ErrTooLong
-local rep, char = string.rep, string.char
+local rep = string.rep
 
 ---------------------------------------------------------------------------
 -- Helpers

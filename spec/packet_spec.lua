@@ -527,7 +527,7 @@ end)
 TestPacketDeadlines.test_close_and_gc_via_to_be_closed = T(function()
     local fds = H.open_fds()
     do
-        local pc <close> = assert(net.listen_packet("udp4", "127.0.0.1:0"))
+        local pc <close> = assert(net.listen_packet("udp4", "127.0.0.1:0"))  -- luacheck: ignore 211
         lu.assertEquals(H.open_fds(), fds + 1)
     end
     lu.assertEquals(H.open_fds(), fds)

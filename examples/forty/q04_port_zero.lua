@@ -16,7 +16,7 @@ net.run(function()
     local pa, pb = a:addr().port, b:addr().port
     F.check(math.type(pa) == "integer" and pa > 0 and pb > 0, "addr().port is the port the kernel chose")
     F.check(pa ~= pb, "each gets its own free port")
-    local c <close> = assert(net.dial("tcp", "127.0.0.1:" .. pa))
+    local c <close> = assert(net.dial("tcp", "127.0.0.1:" .. pa))  -- luacheck: ignore 211 (open for the scope)
     local s <close> = assert(a:accept())
     F.check(s:local_addr().port == pa, "a dial to that port reaches the listener")
 end)

@@ -31,7 +31,7 @@ net.run(function()
         F.say("  no IPv6 on this machine: skipping the dual-stack listener")
         return
     end
-    local c <close> = assert(net.dial("tcp", "127.0.0.1:" .. ln:addr().port))
+    local c <close> = assert(net.dial("tcp", "127.0.0.1:" .. ln:addr().port))  -- luacheck: ignore 211
     local s <close> = assert(ln:accept())
     local ra = s:remote_addr().ip
     F.say("  a [::] listener accepted an IPv4 client; remote ip %s (bytes %d)", tostring(ra), #ra:bytes())

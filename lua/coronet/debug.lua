@@ -88,12 +88,6 @@ function M.tcp_info(c)
     return info
 end
 
-local function method(obj, name)
-    local ok, v = pcall(function() return obj[name](obj) end)
-    if ok then return v end
-    return nil
-end
-
 --- conns() -> list: every open conn, listener and packet conn, each
 -- {obj, class ("conn", "listener", "packet"), desc (its tostring), fd,
 -- owner (the task that created it, while it lives), reader, writer (the

@@ -104,7 +104,7 @@ local function dial_one(d, tg, a)
     local fam = a and stream._famof(a) or "unix"
     local pc, err = core.packet_socket(tg.net, fam, true)
     if not pc then return nil, err end
-    local ok = true
+    local ok
     ok, err = control(d.control, pc, tg, a)
     if ok and d.local_addr then
         ok, err = local_bind(pc, d.local_addr, not a, fam)

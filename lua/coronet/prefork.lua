@@ -89,6 +89,8 @@ end
 local Supervisor = {}
 Supervisor.__index = Supervisor
 
+--- supervisor:spawn(i) -> process | nil, err: start worker i (this
+-- program again, with the listeners at fd 3.. and its slot in the env).
 function Supervisor:spawn(i)
     local env = {[WORKER_ENV] = tostring(i)}
     for k, v in pairs(self.env) do env[k] = v end
@@ -101,8 +103,9 @@ function Supervisor:spawn(i)
     return p
 end
 
--- One task per worker slot: wait for the worker; while not stopping,
--- replace it (after a pause that doubles while workers die young).
+--- supervisor:watch(i): one task per worker slot: wait for the worker;
+-- while not stopping, replace it (after a pause that doubles while workers
+-- die young).
 function Supervisor:watch(i)
     local delay = 0
     while not self.stopping do
@@ -123,7 +126,8 @@ function Supervisor:watch(i)
     end
 end
 
--- Forward TERM; the watchers reap; KILL what is left after the timeout.
+--- supervisor:stop_all(watchers): forward TERM; the watchers reap; KILL
+-- what is left after shutdown_timeout.
 function Supervisor:stop_all(watchers)
     self.stopping = true
     self.stop_cancel()                      -- a watcher pausing before a respawn

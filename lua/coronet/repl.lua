@@ -288,7 +288,7 @@ local function route_output(ed)
         end
     end
     _G.print = around(orig_print)
-    io.write = function(...)
+    io.write = function(...)  -- luacheck: ignore 122 (background output is drawn around the edited line)
         if not ed.active then return orig_iowrite(...) end
         ed:hide()
         local r = table.pack(orig_iowrite(...))

@@ -93,6 +93,8 @@ M.park = cpark
 -- Set by coronet.context when it loads (it requires this module).
 local ctx_enter, ctx_leave
 
+--- set_context(mod, enter, leave): coronet.context registers itself (its
+-- module and the functions a park under a ctx calls); not for users.
 function M.set_context(mod, enter, leave)
     M.context = mod
     ctx_enter, ctx_leave = enter, leave

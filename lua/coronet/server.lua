@@ -31,6 +31,7 @@ M.ErrServerClosed = errors.new{code = "server_closed", msg = "coronet: server cl
 
 local DEFAULT_MAX_REQUEST = 1 << 20           -- Go's DefaultMaxHeaderBytes
 local BACKOFF_MIN, BACKOFF_MAX = 0.005, 1     -- Go's accept backoff
+local NEW_GRACE = 5                 -- s a fresh conn may wait at shutdown (Go)
 
 -- Accept errors that mean "out of a resource for now": back off and retry.
 local TRANSIENT = {EMFILE = true, ENFILE = true, ENOBUFS = true, ENOMEM = true}
@@ -154,9 +155,10 @@ local function arm_request(sc, srv, c)
 end
 
 -- Mark sc idle, with the idle (or, before the first request, the
--- first-byte) deadline. During shutdown an idle conn is done: false.
+-- first-byte) deadline. During shutdown a conn that has served a request is
+-- done (false); a fresh one may still wait for its first (see shutdown).
 local function go_idle(sc, srv, c)
-    if srv.state ~= "serving" then return false end
+    if srv.state ~= "serving" and not sc.fresh then return false end
     set_idle(sc, srv)
     if sc.first then
         sc.first = false                      -- the accept-time first-byte deadline stands
@@ -207,6 +209,7 @@ function Conn:next_request()
             return nil, err
         end
     end
+    self.fresh = false
     set_active(self, srv)
     arm_request(self, srv, c)
     return true
@@ -225,6 +228,7 @@ end
 function Conn:active()
     local srv = self.srv
     self.first = false
+    self.fresh = false
     set_active(self, srv)
     arm_request(self, srv, self.conn)
 end
@@ -327,11 +331,11 @@ local function admit(srv, c)
         end
         hc = tc
     end
-    local fb = srv.first_byte_to
-    local rdl = fb and now() + fb or 0
+    local fb, t = srv.first_byte_to, now()
+    local rdl = fb and t + fb or 0
     if rdl > 0 then hc:set_read_deadline(rdl) end
     local sc = setmetatable({srv = srv, conn = hc, key = key, idle = false, first = true,
-                             rdl = rdl, wdl = 0, counted = false}, Conn)
+                             fresh = true, born = t, rdl = rdl, wdl = 0, counted = false}, Conn)
     if key then srv.per_ip[key] = (srv.per_ip[key] or 0) + 1 end
     srv.conns[sc] = true
     srv.nconns = srv.nconns + 1
@@ -431,7 +435,9 @@ end
 --- srv:shutdown([ctx]) -> true | nil, err, n: graceful stop. Closes the
 -- listeners, ends the ctx handed to every handler, closes idle conns at
 -- once (a conn about to go idle later is told to finish instead:
--- next_request and idle return false), and waits for the handlers
+-- next_request and idle return false; a fresh conn still waiting for its
+-- first request gets until 5 s after its accept, and that request is
+-- served as its last, as Go's StateNew), and waits for the handlers
 -- in flight to return: true when all have. When ctx ends first it
 -- force-closes the n conns still open (their handlers' I/O fails with
 -- ErrClosed) and returns nil, ctx:err(), n.
@@ -440,7 +446,16 @@ function Server:shutdown(ctx)
     if not sched.current() then return sched.block(Server.shutdown, self, ctx) end
     if self.state ~= "closed" then stop_accepting(self, "shutdown") end
     for sc in pairs(self.conns) do
-        if sc.idle then sc.conn:close() end
+        if sc.idle and sc.fresh then
+            -- accepted, first request not begun (maybe in flight on the wire,
+            -- as during a restart): as Go, it gets until NEW_GRACE after accept
+            local d = sc.born + NEW_GRACE
+            if sc.rdl > 0 and sc.rdl < d then d = sc.rdl end
+            sc.rdl = d
+            sc.conn:set_read_deadline(d)
+        elseif sc.idle then
+            sc.conn:close()
+        end
     end
     if self.wg:wait(ctx) then return true end
     local n = 0

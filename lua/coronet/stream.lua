@@ -212,7 +212,7 @@ local function dial_one(d, tg, a, deadline, ctx)
     local c, err = core.conn_socket(tg.net, a and famof(a) or "unix")
     if not c then return nil, err end
     core.track(c)                                 -- for net.debug.conns()
-    local ok = true
+    local ok
     if d.control then
         local addr = a and ip.join_host_port(tostring(a), tg.port) or tg.path
         ok, err = d.control(c:fd(), tg.net, addr)
@@ -422,7 +422,7 @@ function ListenConfig:listen(network, address, ctx)
     if fam == "6" then core.setsockopt(fd, "IPPROTO_IPV6", "IPV6_V6ONLY", tg.fam == "6") end
     if self.reuseaddr == false and a then core.setsockopt(fd, "SOL_SOCKET", "SO_REUSEADDR", 0) end
     if self.reuseport then core.setsockopt(fd, "SOL_SOCKET", "SO_REUSEPORT", 1) end
-    local ok = true
+    local ok
     if self.control then
         ok, err = self.control(fd, tg.net, a and ip.join_host_port(tostring(a), tg.port) or tg.path)
         if ok == nil and err ~= nil then ln:close() return nil, err end

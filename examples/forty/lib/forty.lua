@@ -84,7 +84,9 @@ function F.tcp_states(port, mine)
                 local lp, rp, st = line:match("^%s*%d+: %x+:(%x+) %x+:(%x+) (%x%x)")
                 if st then
                     local name = TCP_STATES[st] or st
-                    if tonumber(rp, 16) == port and (not mine or mine[tonumber(lp, 16)]) then remote[name] = (remote[name] or 0) + 1 end
+                    if tonumber(rp, 16) == port and (not mine or mine[tonumber(lp, 16)]) then
+                        remote[name] = (remote[name] or 0) + 1
+                    end
                     if tonumber(lp, 16) == port then localside[name] = (localside[name] or 0) + 1 end
                 end
             end
