@@ -270,4 +270,42 @@ function H.sink()
     return s
 end
 
+--- notify(...) -> chan: net.signal.notify, remembered so that
+-- H.stop_notified() (call it in tearDown) stops it even when a test failed
+-- half-way: a signal left caught would swallow a later TERM.
+local notified = {}
+function H.notify(...)
+    local ch = net.signal.notify(...)
+    notified[#notified + 1] = ch
+    return ch
+end
+
+--- stop_notified(): stop every chan H.notify made, newest first.
+function H.stop_notified()
+    for i = #notified, 1, -1 do
+        net.signal.stop(notified[i])
+        notified[i] = nil
+    end
+end
+
+--- pid_alive(pid) -> whether the process exists and is not a zombie.
+function H.pid_alive(pid)
+    local f = io.open("/proc/" .. pid .. "/stat")
+    if not f then return false end
+    local st = f:read("a"):match("^%d+ %b() (%a)")
+    f:close()
+    return st ~= "Z"
+end
+
+--- read_to_eof(c) -> everything c delivers until EOF or an error, joined.
+function H.read_to_eof(c)
+    local got = {}
+    while true do
+        local d = c:read()
+        if not d then break end
+        got[#got + 1] = d
+    end
+    return table.concat(got)
+end
+
 return H

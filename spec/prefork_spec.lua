@@ -24,13 +24,7 @@ local why = net.prefork{workers = 2, listeners = assert(net.listeners_from_env()
 if not net.prefork.is_worker() then io.stdout:write("stopped ", why, "\n") io.stdout:flush() end
 ]]
 
-local function pid_alive(pid)
-    local f = io.open("/proc/" .. pid .. "/stat")
-    if not f then return false end
-    local st = f:read("a"):match("^%d+ %b() (%a)")
-    f:close()
-    return st ~= "Z"
-end
+local pid_alive = H.pid_alive
 
 -- lines from the supervisor's stdout, read through the loop
 local function line_reader(fd)

@@ -11,36 +11,11 @@ local H = dofile("spec/helpers.lua")
 
 local CLIENTS, BEFORE, AFTER = 16, 200, 200
 
-local function echo_once(addr, i, n)
-    local c, err = net.dial("tcp", addr)
-    if not c then return nil, err end
-    c:set_deadline(net.now() + 10)
-    local msg = string.format("hello %d %d\n", i, n)
-    local ok, werr = c:write(msg)
-    local got, rerr = nil, werr
-    if ok then got, rerr = c:read_full(#msg) end
-    c:close()
-    if got ~= msg then return nil, rerr or ("bad echo: " .. tostring(got)) end
-    return true
-end
+-- the example's own clients: one echo round trip, and which pid answers
+local example = assert(loadfile("examples/restart.lua"))("--library")
+local echo_once, ask_pid = example.echo_once, example.ask_pid
 
-local function ask_pid(addr)
-    local c = assert(net.dial("tcp", addr))
-    c:set_deadline(net.now() + 10)
-    assert(c:write("pid\n"))
-    local got = ""
-    repeat got = got .. assert(c:read(64)) until got:find("\n")
-    c:close()
-    return tonumber(got:match("%d+"))
-end
-
-local function pid_alive(pid)
-    local f = io.open("/proc/" .. pid .. "/stat")
-    if not f then return false end
-    local st = f:read("a"):match("^%d+ %b() (%a)")
-    f:close()
-    return st ~= "Z"
-end
+local pid_alive = H.pid_alive
 
 -- After a failed run the new copy may be left serving, reparented to us
 -- (the subreaper): stop and reap every child of ours that runs the example.

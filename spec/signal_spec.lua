@@ -16,20 +16,10 @@ end
 
 TestSignal = {}
 
--- Every chan a test makes is stopped in tearDown, even when an assertion
--- failed half-way: a signal left caught would swallow a later TERM.
-local made = {}
-local function notify(...)
-    local ch = net.signal.notify(...)
-    made[#made + 1] = ch
-    return ch
-end
+local notify = H.notify      -- stopped in tearDown even when a test fails
 
 function TestSignal:tearDown()
-    for i = #made, 1, -1 do
-        net.signal.stop(made[i])
-        made[i] = nil
-    end
+    H.stop_notified()
 end
 
 function TestSignal:test_kill_term_arrives_on_the_chan_while_tasks_run()

@@ -421,14 +421,9 @@ local function raw_client(address, bytes)
         local c = assert(net.dial("tcp", address))
         c:write(bytes)
         c:set_read_deadline(net.now() + 5)
-        local got = {}
-        while true do
-            local d = c:read()
-            if not d then break end
-            got[#got + 1] = d
-        end
+        local got = H.read_to_eof(c)
         c:close()
-        return table.concat(got)
+        return got
     end)
 end
 
