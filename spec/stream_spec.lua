@@ -1327,6 +1327,30 @@ TestStreamDialOptions.test_deadline_already_past_fails_at_once = T(function(defe
     H.assert_err(s, err2, "timeout")
 end)
 
+TestStreamDialOptions.test_non_positive_timeout_and_deadline_fail_at_once = T(function(defer)
+    -- Go: a negative timeout fails at once; in coronet every bound <= 0 is
+    -- long past (a spent budget), and nil is the only "no bound".
+    local ln = defer(assert(net.listen("tcp", "127.0.0.1:0")))
+    local addr = tostring(ln:addr())
+    for i, opts in ipairs{{timeout = -5}, {timeout = 0}, {deadline = -1}, {deadline = 0},
+                          {timeout = 10, deadline = 0}, {timeout = -1, deadline = net.now() + 10}} do
+        local c, err = net.dial("tcp", addr, opts)
+        if c then c:close() end
+        H.assert_err(c, err, "timeout", "dial options case " .. i)
+        lu.assertTrue(err.timeout)
+    end
+    local pc, perr = net.dial("udp", addr, {timeout = -5})
+    if pc then pc:close() end
+    H.assert_err(pc, perr, "timeout", "udp dial with timeout = -5")
+    -- nothing was connected
+    ln:set_deadline(net.now() + 0.03)
+    local s, err2 = ln:accept()
+    H.assert_err(s, err2, "timeout")
+    -- nil: no bound
+    local c = defer(assert(net.dial("tcp", addr, {timeout = nil, deadline = nil})))
+    lu.assertNotNil(c)
+end)
+
 TestStreamDialOptions.test_local_addr = T(function(defer)
     local ln = defer(assert(net.listen("tcp", ":0")))
     local port = ln:addr().port
