@@ -814,6 +814,45 @@ TestBufioWriter.test_failure_keeps_unwritten_bytes = T(function()
     lu.assertEquals(s.writes, {"cdef"})
 end)
 
+TestBufioWriter.test_short_write_is_an_error_and_keeps_the_bytes = T(function()
+    -- Go's io.ErrShortWrite: a sink that takes fewer bytes than given, with
+    -- no error, must not make flush report success for the rest.
+    local took = {}
+    local s = {limit = 0}
+    function s:write(d)
+        local n = math.min(#d, self.limit)
+        took[#took + 1] = d:sub(1, n)
+        return n
+    end
+    local w = bufio.writer(s, 10)
+    w:write("abcdef")
+    local ok, err = w:flush()
+    lu.assertNil(ok, "flush reported success for bytes the sink did not take")
+    lu.assertIs(err, bufio.ErrShortWrite)
+    lu.assertEquals(err.code, "short_write")
+    lu.assertEquals(tostring(err), "short write")
+    lu.assertEquals(w:buffered(), 6)
+    s.limit = 2                                      -- takes 2: 4 stay buffered
+    ok, err = w:flush()
+    lu.assertIs(err, bufio.ErrShortWrite)
+    lu.assertEquals(w:buffered(), 4)
+    s.limit = 100
+    lu.assertTrue(w:flush())
+    lu.assertEquals(table.concat(took), "abcdef")
+    -- a large write that goes straight through, short too
+    s.limit = 3
+    local n, err2, accepted = w:write(rep("Z", 25))
+    lu.assertNil(n)
+    lu.assertIs(err2, bufio.ErrShortWrite)
+    lu.assertEquals(accepted, 3)
+    -- a sink returning true (or itself, like a Lua file) wrote everything
+    local t = {}
+    local w2 = bufio.writer({write = function(_, d) t[#t + 1] = d return true end}, 4)
+    w2:write("xy")
+    lu.assertTrue(w2:flush())
+    lu.assertEquals(t, {"xy"})
+end)
+
 TestBufioWriter.test_writer_over_a_conn = T(function(defer)
     local a, b = pair(defer)
     local w = bufio.writer(a)

@@ -23,6 +23,9 @@ end
 
 --- ErrTooLong: a line or token longer than max_token (Go's bufio.ErrTooLong).
 M.ErrTooLong = sentinel("too_long", "bufio: token too long")
+--- ErrShortWrite: a writer took fewer bytes than given and reported no
+-- error (Go's io.ErrShortWrite).
+M.ErrShortWrite = sentinel("short_write", "short write")
 --- ErrNoProgress: a source returned no data and no error 100 times in a row.
 M.ErrNoProgress = sentinel("no_progress", "multiple read calls return no data or error")
 --- ErrFinalToken: a split function returns it to stop after its token.
@@ -328,21 +331,37 @@ local function wwrite(w, data, ctx)
     return w:write(data)
 end
 
+-- wwrite_all(w, data, ctx) -> true | nil, err, written: one write of
+-- data; a count below #data with no error is ErrShortWrite. The sink's
+-- contract: the count it wrote, or any other true value (a Lua file
+-- returns itself) for all of it; or nil, err [, written].
+local function wwrite_all(w, data, ctx)
+    local ok, err, done = wwrite(w, data, ctx)
+    if ok then
+        if type(ok) == "number" and ok < #data then
+            return nil, M.ErrShortWrite, ok > 0 and ok or 0
+        end
+        return true
+    end
+    if is_file(w) then done = nil end             -- a file's third value is errno
+    return nil, err, type(done) == "number" and done > 0 and done or 0
+end
+
 --- writer:flush([ctx]) -> true | nil, err: write out the buffered bytes.
 -- On a failure what was not written stays buffered (a later flush
--- retries), and err comes from the underlying write.
+-- retries), and err comes from the underlying write; a write that took
+-- fewer bytes without an error is ErrShortWrite.
 function Writer:flush(ctx)
     if self._n == 0 then return true end
     local parts, np = self._parts, self._np
     local data = np == 1 and parts[1] or concat(parts, "", 1, np)
     for i = 1, np do parts[i] = nil end
-    local ok, err, done = wwrite(self._w, data, ctx)
+    local ok, err, done = wwrite_all(self._w, data, ctx)
     if ok then
         self._n, self._np = 0, 0
         return true
     end
-    if is_file(self._w) then done = nil end       -- a file's third value is errno
-    local rest = type(done) == "number" and done > 0 and data:sub(done + 1) or data
+    local rest = done > 0 and data:sub(done + 1) or data
     parts[1], self._np, self._n = rest, 1, #rest
     return nil, err
 end
@@ -371,8 +390,8 @@ function Writer:write(data, ctx)
         if not ok then return nil, err, 0 end
     end
     if len >= self._size then
-        local ok, err, done = wwrite(self._w, data, ctx)
-        if not ok then return nil, err, not is_file(self._w) and tonumber(done) or 0 end
+        local ok, err, done = wwrite_all(self._w, data, ctx)
+        if not ok then return nil, err, done end
         return len
     end
     self._parts[1], self._np, self._n = data, 1, len
