@@ -14,6 +14,7 @@ local current, park_ctx, wake, block = sched.current, sched.park_ctx, sched.wake
 local go, sleep, now = sched.go, sched.sleep, sched.now
 local KIND_CHAN, KIND_SYNC, KIND_SELECT = sched.KIND.chan, sched.KIND.sync, sched.KIND.select
 local CANCELED = sched.WAKE.canceled
+local abandoned = sched.abandoned
 local error, type, tostring, getmetatable, setmetatable = error, type, tostring, getmetatable,
     setmetatable
 local tointeger, random, mininteger = math.tointeger, math.random, math.mininteger
@@ -63,7 +64,7 @@ local function await(w, kind, ctx)
     while true do
         local r = park_ctx(nil, kind, ctx)
         if w.done then return true end
-        if r == CANCELED and ctx and ctx:err() then
+        if r == CANCELED and (ctx and ctx:err() or abandoned()) then
             if w.q then q_remove(w.q, w) end
             return false
         end
@@ -164,7 +165,7 @@ function Chan:send(v, ctx)
     if not me then return block(Chan.send, self, v, ctx) end
     local w = {task = me, val = v}
     q_push(self.sendq, w)
-    if not await(w, KIND_CHAN, ctx) then return nil, ctx:err() end
+    if not await(w, KIND_CHAN, ctx) then return nil, ctx and ctx:err() end
     if w.closed then error("send on closed channel", 2) end
     return true
 end
@@ -187,7 +188,7 @@ function Chan:recv(ctx)
     if not me then return block(Chan.recv, self, ctx) end
     local w = {task = me}
     q_push(self.recvq, w)
-    if not await(w, KIND_CHAN, ctx) then return nil, false, ctx:err() end
+    if not await(w, KIND_CHAN, ctx) then return nil, false, ctx and ctx:err() end
     return w.val, w.ok
 end
 
@@ -359,7 +360,7 @@ local function park_select(cases, me, ctx)
     while true do
         local r = park_ctx(nil, KIND_SELECT, ctx)
         if sel.fired then break end
-        if r == CANCELED and ctx and ctx:err() then
+        if r == CANCELED and (ctx and ctx:err() or abandoned()) then
             for i = 1, #ws do
                 local w = ws[i]
                 if w.q then q_remove(w.q, w) end
@@ -467,7 +468,7 @@ function WaitGroup:wait(ctx)
     if not me then return block(WaitGroup.wait, self, ctx) end
     local w = {task = me}
     q_push(self.q, w)
-    if not await(w, KIND_SYNC, ctx) then return nil, ctx:err() end
+    if not await(w, KIND_SYNC, ctx) then return nil, ctx and ctx:err() end
     return true
 end
 
@@ -491,7 +492,7 @@ local function acquire(p, ctx, fn)
     if not me then return block(fn, p, ctx) end
     local w = {task = me}
     q_push(p.q, w)
-    if not await(w, KIND_SYNC, ctx) then return nil, ctx:err() end
+    if not await(w, KIND_SYNC, ctx) then return nil, ctx and ctx:err() end
     return true
 end
 
