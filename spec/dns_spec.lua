@@ -123,6 +123,36 @@ local RESPONSES = {
     end,
 }
 
+-- rr(type, rdata): an answer record for the question's name (pointer 0xC00C).
+local function rr(rtype, rdata)
+    return "\192\12" .. string.pack(">I2I2I4I2", rtype, 1, 60, #rdata) .. rdata
+end
+
+-- Answers whose record names are not domain names (CVE-2021-33195), and
+-- answers holding only records of another type than asked.
+local function answer(q, ...)
+    local id, question = split_query(q)
+    local rrs = table.pack(...)
+    return header(id, 0x8180, 1, rrs.n) .. question .. table.concat(rrs)
+end
+for name, target in pairs{semi = "\5a;b<c\4test\0", nul = "\3a\0b\4test\0",
+                          esc = "\4a\\.b\4test\0"} do
+    RESPONSES["badmx_" .. name] = function(q)
+        return answer(q, rr(15, "\0\10" .. target))
+    end
+    RESPONSES["badsrv_" .. name] = function(q)
+        return answer(q, rr(33, string.pack(">I2I2I2", 1, 2, 80) .. target))
+    end
+end
+RESPONSES.other_type = function(q)                -- only an A record, whatever was asked
+    return answer(q, rr(1, "\192\0\2\7"))
+end
+RESPONSES.good_mx_srv = function(q)               -- valid names pass (the control case)
+    local qtype = string.unpack(">I2", q, #q - 3)
+    if qtype == 15 then return answer(q, rr(15, "\0\10\4mail\5x_y-z\4test\0")) end
+    return answer(q, rr(33, string.pack(">I2I2I2", 1, 2, 80) .. "\3web\4test\0"))
+end
+
 -- hostile(mode): a UDP "DNS server" on 127.0.0.1:0, written with coronet,
 -- answering every query as RESPONSES[mode] says and counting queries.
 -- Call :stop() before the test ends.
@@ -532,6 +562,41 @@ function TestDnsErrors:test_hostile_servers_give_clear_errors_in_time()
             r:close()
             q.stop()
         end
+    end)
+end
+
+-- Issue 15 item 5: MX and SRV names are validated as Go does since
+-- CVE-2021-33195 (badresp), and an answer with records of another type
+-- only is "no such host" (nodata), not an empty list.
+function TestDnsErrors:test_bad_mx_srv_names_and_other_type_answers()
+    H.run(function()
+        local function ask(mode, kind)
+            local q = hostile(mode)
+            local r <close> = assert(dns.resolver{servers = {q.addr}, timeout = 0.5, attempts = 1})
+            local v, err
+            if kind == "srv" then v, err = r:lookup_srv("", "", "host.test")
+            else v, err = r["lookup_" .. kind](r, "host.test") end
+            r:close()
+            q.stop()
+            return v, err
+        end
+        for _, name in ipairs{"semi", "nul", "esc"} do
+            local v, err = ask("badmx_" .. name, "mx")
+            lu.assertNil(v, "MX " .. name .. " was handed to the user")
+            is_dns_err(err, "badresp")
+            v, err = ask("badsrv_" .. name, "srv")
+            lu.assertNil(v, "SRV " .. name .. " was handed to the user")
+            is_dns_err(err, "badresp")
+        end
+        for _, kind in ipairs{"mx", "txt", "srv"} do
+            local v, err = ask("other_type", kind)
+            lu.assertNil(v, kind .. " of an A-only answer")
+            is_dns_err(err, "nodata")
+        end
+        local mx = assert(ask("good_mx_srv", "mx"))
+        lu.assertEquals(mx[1].host, "mail.x_y-z.test.")
+        local _, srvs = ask("good_mx_srv", "srv")
+        lu.assertEquals(srvs[1].target, "web.test.")
     end)
 end
 
