@@ -600,6 +600,58 @@ function TestDnsErrors:test_bad_mx_srv_names_and_other_type_answers()
     end)
 end
 
+-- Issue 15 item 5: lookups queued behind max_inflight are bounded by
+-- timeout x attempts x #servers from the call, like the ones on the wire:
+-- 20 lookups against a silent server, 2 on the wire at a time, all end at
+-- about the same time (unbounded, the last batch ended 10x later).
+function TestDnsErrors:test_queued_lookups_are_bounded_by_the_timeout_too()
+    H.run(function()
+        local s = silent()
+        local r <close> = assert(dns.resolver{servers = {s.addr}, timeout = 0.1, attempts = 1,
+                                              max_inflight = 2})
+        local t0 = net.now()
+        local tasks = {}
+        for i = 1, 20 do
+            tasks[i] = net.go(function()
+                local v, err = r:lookup_mx("host.test")
+                return net.now() - t0, v, err
+            end)
+        end
+        local lo, hi = math.huge, 0
+        for i = 1, 20 do
+            local el, v, err = tasks[i]:wait()
+            lu.assertNil(v)
+            is_dns_err(err, "timeout")
+            lo, hi = math.min(lo, el), math.max(hi, el)
+        end
+        io.stderr:write(fmt("queued lookups: first %.3f s, last %.3f s (ratio %.2f)\n", lo, hi, hi / lo))
+        lu.assertTrue(hi / lo < 3, fmt("the last queued lookup took %.2fx the first", hi / lo))
+        r:close()
+        s.stop()
+    end)
+end
+
+-- A server port where nothing listens answers with ICMP port unreachable:
+-- single-query lookups fail at once with "unreachable"; see docs/dns.md
+-- for lookups of both families, which c-ares 1.18 makes wait.
+function TestDnsErrors:test_icmp_unreachable_fails_fast_for_single_queries()
+    H.run(function()
+        local pc = assert(net.listen_packet("udp", "127.0.0.1:0"))
+        local addr = tostring(pc:local_addr())
+        pc:close()                                   -- nothing listens there now
+        local r <close> = assert(dns.resolver{servers = {addr, addr}, timeout = 5, attempts = 2})
+        for _, call in ipairs{{"lookup_mx", "host.test"}, {"lookup_txt", "host.test"},
+                              {"lookup_ns", "host.test"}, {"lookup_addr", "192.0.2.1"},
+                              {"lookup_ip", "ip4", "host.test"}, {"lookup_ip", "ip6", "host.test"}} do
+            local el, v, err = timed(r[call[1]], r, call[2], call[3])
+            lu.assertNil(v)
+            is_dns_err(err, "unreachable")
+            lu.assertTrue(el < 2.5, call[1] .. " waited " .. el .. " s of a 20 s bound")
+        end
+        r:close()
+    end)
+end
+
 ---------------------------------------------------------------------------
 -- Cancellation and cleanup
 ---------------------------------------------------------------------------
