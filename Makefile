@@ -48,7 +48,7 @@ demo: deps-demo
 	$(LUAENV) $(LUA) examples/tour.lua
 
 asan:
-	$(MAKE) BUILD=build/asan OPT=-O1 CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined' LDFLAGS='-fsanitize=address,undefined'
+	$(MAKE) BUILD=build/asan OPT=-O1 CFLAGS='-O1 -g -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer -fno-sanitize-recover=undefined,float-cast-overflow' LDFLAGS='-fsanitize=address,undefined,float-cast-overflow'
 	LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/asan/?.so;;' \
 	  LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	  ASAN_OPTIONS=detect_leaks=0 SPEC_NO_EXAMPLES=1 timeout $(SPEC_TIMEOUT) $(LUA) spec/run.lua

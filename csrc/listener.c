@@ -93,6 +93,9 @@ static int listener_listen(lua_State *L) {
     int backlog = (int)luaL_optinteger(L, 2, SOMAXCONN);
     ln->unlink = (uint8_t)lua_toboolean(L, 3);
     lua_Number ka = luaL_optnumber(L, 4, 0);   /* seconds; 0: Go's default; < 0: off */
+    if (!(ka <= SOCK_KEEPALIVE_MAX))           /* NaN, inf: no int holds them */
+        return luaL_error(L, "listen: keepalive out of range (at most %d s, got %f)",
+                          SOCK_KEEPALIVE_MAX, ka);
     ln->keepalive = ka < 0 ? -1 : ka == 0 ? LISTENER_KEEPALIVE : (int)ceil(ka);
     if (listen(ln->h.fd, backlog) < 0) return listener_fail(L, ln, "listen", "listen", errno, 0);
     socklen_t n = sizeof ln->a;

@@ -989,6 +989,45 @@ TestStreamClose.test_operations_after_close = T(function(defer)
     H.assert_err(f, e, "closed")
 end)
 
+-- Issue 15 item 6: values that don't fit the option's C int (or aren't
+-- finite) are refused with an argument error, never truncated into a
+-- `true` that set nothing (UB in the float->int cast).
+TestStreamClose.test_option_setters_refuse_out_of_range_values = T(function(defer)
+    local c = pair(defer)
+    local bad = {
+        set_keepalive_period = {1e12, 0 / 0, math.huge, -math.huge, 40000},
+        set_linger = {2 ^ 40, 1 << 40},
+        set_read_buffer = {2 ^ 40, 1 << 40, -1},
+        set_write_buffer = {2 ^ 40, 1 << 40, -1},
+    }
+    for m, vals in pairs(bad) do
+        for _, v in ipairs(vals) do
+            local ok, e = pcall(c[m], c, v)
+            lu.assertFalse(ok, m .. "(" .. tostring(v) .. ") was accepted")
+            lu.assertStrContains(tostring(e), "bad argument #1 to '" .. m .. "'")
+        end
+    end
+    -- values in range still work
+    lu.assertTrue(c:set_keepalive_period(30))
+    lu.assertTrue(c:set_keepalive_period(0.2))        -- rounds up to 1 s
+    lu.assertTrue(c:set_linger(5))
+    lu.assertTrue(c:set_read_buffer(65536))
+    local pc = defer(assert(net.listen_packet("udp", "127.0.0.1:0")))
+    for _, m in ipairs{"set_read_buffer", "set_write_buffer"} do
+        for _, v in ipairs{2 ^ 40, 1 << 40, -1} do
+            local ok, e = pcall(pc[m], pc, v)
+            lu.assertFalse(ok, "packet " .. m .. "(" .. tostring(v) .. ") was accepted")
+            lu.assertStrContains(tostring(e), "bad argument #1 to '" .. m .. "'")
+        end
+    end
+    -- the listener's keepalive for accepted conns
+    for _, v in ipairs{1e12, 0 / 0, math.huge} do
+        local ok, e = pcall(net.listen, "tcp", "127.0.0.1:0", {keepalive = v})
+        lu.assertFalse(ok, "listen keepalive " .. tostring(v) .. " was accepted")
+        lu.assertStrContains(tostring(e), "keepalive")
+    end
+end)
+
 -- ===== concurrency rules =====
 
 TestStreamConcurrency = {}
