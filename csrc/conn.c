@@ -83,7 +83,7 @@ static int conn_read(lua_State *L) {
     conn *c = conn_check(L);
     int ctxidx = ctx_find(L, 2);
     lua_Integer max = ctxidx == 2 ? CONN_READ_DEFAULT : luaL_optinteger(L, 2, CONN_READ_DEFAULT);
-    luaL_argcheck(L, max > 0, 2, "max must be positive");
+    if (max <= 0) return sock_arg_error(L, 1, "read", "max must be positive");
     task *t = task_current(L);
     if (!t) return loop_block(L, conn_read, lua_gettop(L));
     if (ctx_ended(L, ctxidx)) return conn_failx(L, c, "read", NULL, ERR_CTX, ctxidx);
@@ -134,7 +134,7 @@ static int conn_read_full_fail(lua_State *L, conn *c, const char *sys, int cause
 static int conn_read_full(lua_State *L) {
     conn *c = conn_check(L);
     lua_Integer n = luaL_checkinteger(L, 2);
-    luaL_argcheck(L, n >= 0, 2, "negative length");
+    if (n < 0) return sock_arg_error(L, 1, "read_full", "negative length");
     task *t = task_current(L);
     if (!t) return loop_block(L, conn_read_full, lua_gettop(L));
     int ctxidx = ctx_find(L, 3);

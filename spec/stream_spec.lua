@@ -1028,6 +1028,18 @@ TestStreamClose.test_option_setters_refuse_out_of_range_values = T(function(defe
     end
 end)
 
+-- Issue 15 item 7: argument errors name the method even when Lua can't
+-- (a tail call, a call driven by the scheduler).
+TestStreamClose.test_argument_errors_name_the_method = T(function(defer)
+    local c = pair(defer)
+    local ok, e = pcall(c.read, c, 0)
+    lu.assertFalse(ok)
+    lu.assertStrContains(tostring(e), "bad argument #1 to 'read' (max must be positive)")
+    ok, e = pcall(c.read_full, c, -1)
+    lu.assertFalse(ok)
+    lu.assertStrContains(tostring(e), "bad argument #1 to 'read_full' (negative length)")
+end)
+
 -- ===== concurrency rules =====
 
 TestStreamConcurrency = {}

@@ -22,10 +22,14 @@ local function sentinel(code, msg)
 end
 
 --- ErrTooLong: a line or token longer than max_token (Go's bufio.ErrTooLong).
-M.ErrTooLong = sentinel("too_long", "bufio: token too long")
+M.ErrTooLong = sentinel("too_long", "bufio.Scanner: token too long")
 --- ErrShortWrite: a writer took fewer bytes than given and reported no
 -- error (Go's io.ErrShortWrite).
 M.ErrShortWrite = sentinel("short_write", "short write")
+--- ErrInvalidUnreadByte / ErrInvalidUnreadRune: an unread that does not
+-- follow the read it would undo (Go's bufio sentinels).
+M.ErrInvalidUnreadByte = sentinel("invalid_unread_byte", "bufio: invalid use of UnreadByte")
+M.ErrInvalidUnreadRune = sentinel("invalid_unread_rune", "bufio: invalid use of UnreadRune")
 --- ErrNoProgress: a source returned no data and no error 100 times in a row.
 M.ErrNoProgress = sentinel("no_progress", "multiple read calls return no data or error")
 --- ErrFinalToken: a split function returns it to stop after its token.
@@ -67,7 +71,9 @@ function Reader:write_to(dst, ctx)
     return require("coronet.io").copy(dst, self, ctx)
 end
 
-core.bufio_init({too_long = M.ErrTooLong, no_progress = M.ErrNoProgress}, Reader)
+core.bufio_init({too_long = M.ErrTooLong, no_progress = M.ErrNoProgress,
+                 invalid_unread_byte = M.ErrInvalidUnreadByte,
+                 invalid_unread_rune = M.ErrInvalidUnreadRune}, Reader)
 
 local function reader_opts(size, what)
     local max = DEFAULT_MAX
@@ -396,6 +402,17 @@ function Writer:write(data, ctx)
     end
     self._parts[1], self._np, self._n = data, 1, len
     return len
+end
+
+--- writer:reset(w): drop what is buffered (unflushed bytes are lost)
+-- and write to w from now on (Go's Writer.Reset); the size stays.
+function Writer:reset(w)
+    local t = type(w)
+    if (t ~= "table" and t ~= "userdata") or w.write == nil then
+        error("bad argument #1 to 'reset' (a conn or an object with write(data) expected)", 2)
+    end
+    for i = 1, self._np do self._parts[i] = nil end
+    self._w, self._n, self._np = w, 0, 0
 end
 
 --- writer:buffered() -> bytes waiting for a flush.
