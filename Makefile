@@ -6,6 +6,7 @@
 #   make asan       the spec suite under ASan+UBSan
 #   make valgrind   the spec suite under valgrind memcheck
 #   make rock       luarocks make into a scratch tree and require it
+#   make soak       a bounded soak run (tools/soak.lua; SOAK_SHORT=1: the CI form)
 LUA      ?= lua5.4
 LUA_INC  ?= /usr/include/lua5.4
 CC       ?= cc
@@ -57,6 +58,9 @@ valgrind: all
 	$(LUAENV) SPEC_NO_EXAMPLES=1 SPEC_SLOW=1 timeout $(SPEC_TIMEOUT) valgrind -q --error-exitcode=99 \
 	  --leak-check=full --errors-for-leak-kinds=definite $(LUA) spec/run.lua
 
+soak: all
+	$(LUAENV) timeout 900 $(LUA) tools/soak.lua $(if $(SOAK_SHORT),short,)
+
 rock:
 	rm -rf $(BUILD)/rocktree
 	luarocks --lua-version=5.4 --tree $(BUILD)/rocktree make rockspec/coronet-scm-1.rockspec
@@ -72,4 +76,4 @@ install: $(SO)
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all deps deps-demo check demo asan valgrind rock install clean
+.PHONY: all deps deps-demo check demo asan valgrind rock install clean soak
