@@ -7,6 +7,8 @@
 #   make valgrind   the spec suite under valgrind memcheck
 #   make rock       luarocks make into a scratch tree and require it
 #   make soak       a bounded soak run (tools/soak.lua; SOAK_SHORT=1: the CI form)
+#   make fuzz       build the libFuzzer harnesses (fuzz/) with clang and run
+#                   each for FUZZ_SECONDS (default 10) from its seed corpus
 LUA      ?= lua5.4
 LUA_INC  ?= /usr/include/lua5.4
 CC       ?= cc
@@ -61,6 +63,31 @@ valgrind: all
 soak: all
 	$(LUAENV) timeout 900 $(LUA) tools/soak.lua $(if $(SOAK_SHORT),short,)
 
+FUZZ_CC      ?= clang-14
+FUZZ_SECONDS ?= 10
+FUZZERS      := ip bufio frame dns
+FUZZ_SAN     := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+
+fuzz:
+	@sh tools/deps.sh fuzz
+	$(MAKE) BUILD=build/fuzz CC=$(FUZZ_CC) CFLAGS='-O1 -g $(FUZZ_SAN)' fuzz-bins
+	@for f in $(FUZZERS); do \
+	  mkdir -p build/fuzz/corpus-$$f && \
+	  echo "fuzz $$f: $(FUZZ_SECONDS) s" && \
+	  ASAN_OPTIONS=detect_leaks=0 build/fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) \
+	    -dict=fuzz/$$f.dict -print_final_stats=1 -artifact_prefix=build/fuzz/crash-$$f- \
+	    build/fuzz/corpus-$$f fuzz/corpus/$$f 2>build/fuzz/$$f.log \
+	  || { tail -40 build/fuzz/$$f.log; exit 1; }; \
+	  grep -E "stat::number_of_executed_units|stat::new_units_added" build/fuzz/$$f.log | tr '\n' ' '; echo; \
+	done
+
+# (with BUILD=build/fuzz CC=clang: the objects, then one binary per harness)
+fuzz-bins: $(OBJS)
+	@for f in $(FUZZERS); do \
+	  $(CC) $(WARN) $(CPPFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined -DFUZZ_NAME=\"$$f\" \
+	    -o $(BUILD)/fuzz_$$f fuzz/harness.c $(OBJS) -llua5.4 $(LDLIBS) || exit 1; \
+	done
+
 rock:
 	rm -rf $(BUILD)/rocktree
 	luarocks --lua-version=5.4 --tree $(BUILD)/rocktree make rockspec/coronet-scm-1.rockspec
@@ -76,4 +103,4 @@ install: $(SO)
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all deps deps-demo check demo asan valgrind rock install clean soak
+.PHONY: all deps deps-demo check demo asan valgrind rock install clean soak fuzz fuzz-bins

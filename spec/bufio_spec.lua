@@ -926,6 +926,25 @@ TestBufioWriter.test_writer_reset = T(function()
     lu.assertErrorMsgContains("write(data)", w.reset, w, 1)
 end)
 
+-- Found by `make fuzz` (fuzz/bufio.lua): a Lua source that returns more
+-- than it was asked for let a custom split see past max_token and hand
+-- out a token longer than it; the built-in splits said ErrTooLong.
+TestBufioWriter.test_custom_split_never_sees_past_max_token = T(function()
+    local body = rep("x", 300) .. "\nyyyy\n"
+    local function src()
+        return {read = function(self)
+            if self.done then return nil, EOF end
+            self.done = true
+            return body                                  -- all of it, whatever was asked
+        end}
+    end
+    for _, split in ipairs{bufio.scan_lines, function(d, e) return bufio.scan_lines(d, e) end} do
+        local sc = bufio.scanner(src(), {max_token = 16, split = split})
+        lu.assertFalse(sc:scan())
+        lu.assertIs(sc:err(), ErrTooLong)
+    end
+end)
+
 TestBufioWriter.test_writer_over_a_conn = T(function(defer)
     local a, b = pair(defer)
     local w = bufio.writer(a)

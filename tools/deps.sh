@@ -1,5 +1,5 @@
 #!/bin/sh
-# deps.sh [demo|check|bench] - install the Debian packages coronet needs for
+# deps.sh [demo|check|bench|fuzz] - install the Debian packages coronet needs for
 # that job when they are missing: with apt-get as root, otherwise one clear
 # message naming them. Safe to run again: it installs nothing that is present.
 set -eu
@@ -8,6 +8,7 @@ pkgs="lua5.4 liblua5.4-dev libc-ares-dev libssl-dev gcc make pkg-config"
 case $job in
     check) pkgs="$pkgs lua-unit luarocks valgrind socat curl dnsmasq-base" ;;
     bench) pkgs="$pkgs lua-luv lua-cqueues lua-socket golang-go wrk" ;;
+    fuzz) pkgs="$pkgs clang-14" ;;
 esac
 missing=""
 for p in $pkgs; do

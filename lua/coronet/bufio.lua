@@ -219,7 +219,7 @@ function M.scanner(r, opts)
     local max = opts.max_token or DEFAULT_MAX
     local size = max < DEFAULT_SIZE and max or DEFAULT_SIZE
     return setmetatable({_rd = newreader(r, size, max), _kind = BUILTIN[split], _split = split,
-                         _empties = 0}, Scanner)
+                         _empties = 0, _max = max}, Scanner)
 end
 
 local function stop(sc, err)
@@ -243,15 +243,19 @@ local function got(sc, adv, tok)
 end
 
 -- A custom split function: call it on the buffered bytes, read more
--- when it asks for more.
+-- when it asks for more. It sees at most max_token bytes, as Go's does
+-- (its buffer holds no more), even when a Lua source returned more than
+-- it was asked for: a token that does not fit is ErrTooLong on every path.
 local function scan_custom(sc, ctx)
-    local rd, split = sc._rd, sc._split
+    local rd, split, max = sc._rd, sc._split, sc._max
     while true do
         local n = rd:buffered()
         local more = true                -- read more before calling split again
+        local full = n >= max
+        if full then n = max end
         if n > 0 or sc._eof then
             local data = n > 0 and rd:peek(n) or ""
-            local adv, tok, err = split(data, sc._eof == true)
+            local adv, tok, err = split(data, sc._eof == true and not full)
             adv = adv or 0
             if err == M.ErrFinalToken then
                 sc._done = true
@@ -265,6 +269,7 @@ local function scan_custom(sc, ctx)
             if tok ~= nil then return got(sc, adv, tok) end
             if sc._eof and adv == 0 then return stop(sc, nil) end
             more = not sc._eof and (adv == 0 or adv == n)
+            if full and adv == 0 then return stop(sc, M.ErrTooLong) end
         end
         if more then
             local ok, ferr = rd:_fill(ctx)
