@@ -36,7 +36,7 @@ return function(data)
     for k = 1, 1 + b3 % 4 do chunks[k] = 1 + (data:byte(k + 3) or 7) % 37 end
     local body = data:sub(4)
     local r = bufio.reader(source(body, chunks), {size = size, max_token = max})
-    local got, ops = {}, 0
+    local taken, ops = 0, 0                 -- bytes handed out (less those unread)
     while ops < 200 do
         ops = ops + 1
         local op = (body:byte(ops) or 0) % 9
@@ -53,21 +53,25 @@ return function(data)
             if v then v = string.char(v) end
         elseif op == 6 then
             local cp, w = r:read_rune()
-            if cp then assert(w >= 1 and w <= 4) end
-            err = w == nil and select(2, r:read_byte()) or nil
+            if cp then
+                assert(w >= 1 and w <= 4)
+                taken = taken + w
+            else
+                err = w
+            end
         elseif op == 7 then
-            r:unread_byte()
+            if r:unread_byte() then taken = taken - 1 end
         else v, err, extra = r:discard(ops % 9)
             if v then v = nil end
         end
-        if type(v) == "string" then got[#got + 1] = v end
+        if type(v) == "string" then taken = taken + #v end
         if err == EOF then break end
         assert(err == nil or type(err) == "table", "error is not an error object")
         if err and err ~= EOF and err.code ~= "too_long" and err.code ~= "unexpected_eof" then
             error("unexpected error: " .. tostring(err))
         end
     end
-    assert(#table.concat(got) <= #body, "the reader handed out more bytes than there were")
+    assert(taken >= 0 and taken <= #body, "the reader handed out more bytes than there were")
     -- scanners: neither chunking nor the path (the built-in split's C
     -- fast path, or the same split called from Lua) changes the tokens
     for _, split in ipairs{bufio.scan_lines, bufio.scan_words, bufio.scan_runes, bufio.scan_bytes} do

@@ -943,6 +943,16 @@ TestBufioWriter.test_custom_split_never_sees_past_max_token = T(function()
         lu.assertFalse(sc:scan())
         lu.assertIs(sc:err(), ErrTooLong)
     end
+    -- ... and a window of max_token bytes it can advance through (spaces
+    -- between words) is split before reading more: not ErrTooLong
+    body = "a" .. rep(" ", 90) .. "b c"
+    for _, split in ipairs{bufio.scan_words, function(d, e) return bufio.scan_words(d, e) end} do
+        local sc = bufio.scanner(src(), {max_token = 16, split = split})
+        local got = {}
+        while sc:scan() do got[#got + 1] = sc:text() end
+        lu.assertNil(sc:err())
+        lu.assertEquals(got, {"a", "b", "c"})
+    end
 end)
 
 TestBufioWriter.test_writer_over_a_conn = T(function(defer)

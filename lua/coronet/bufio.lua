@@ -271,7 +271,7 @@ local function scan_custom(sc, ctx)
             more = not sc._eof and (adv == 0 or adv == n)
             if full and adv == 0 then return stop(sc, M.ErrTooLong) end
         end
-        if more then
+        if more and rd:buffered() < max then    -- (a full window is split first)
             local ok, ferr = rd:_fill(ctx)
             if not ok then
                 if ferr ~= EOF then return stop(sc, ferr) end
