@@ -305,9 +305,13 @@ static int bufr_try_words(lua_State *L, bufr *b, int at_eof) {
         p += i;
         avail -= i;
     }
+    /* Runes are decoded within the first max bytes only, as Go's buffer
+     * holds no more: a space cut by that bound is no delimiter (a source
+     * may hand over more than it was asked for). */
     size_t lim = avail < b->max ? avail : b->max, j = b->scan;
-    while (j < lim && (at_eof || utf8_full(p + j, avail - j))) {
-        if (utf8_space(utf8_decode(p + j, avail - j, &w))) {
+    int eof = at_eof && avail <= b->max;
+    while (j < lim && (eof || utf8_full(p + j, lim - j))) {
+        if (utf8_space(utf8_decode(p + j, lim - j, &w))) {
             lua_pushlstring(L, (const char *)p, j);
             b->r += j + (size_t)w;
             return 1;

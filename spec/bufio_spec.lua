@@ -953,6 +953,14 @@ TestBufioWriter.test_custom_split_never_sees_past_max_token = T(function()
         lu.assertNil(sc:err())
         lu.assertEquals(got, {"a", "b", "c"})
     end
+    -- ... and a space cut by the max_token bound is no delimiter, on the C
+    -- path too (Go's ScanWords sees U+3000's first two bytes only)
+    body = rep("w", 22) .. "\u{3000}"
+    for _, split in ipairs{bufio.scan_words, function(d, e) return bufio.scan_words(d, e) end} do
+        local sc = bufio.scanner(src(), {max_token = 24, split = split})
+        lu.assertFalse(sc:scan())
+        lu.assertIs(sc:err(), ErrTooLong)
+    end
 end)
 
 TestBufioWriter.test_writer_over_a_conn = T(function(defer)
