@@ -3,8 +3,9 @@
 -- connect/echo/close cycles (CONC client tasks at a time), then TIMERS
 -- context timers with waiters (half cancelled, half expiring), and checks
 -- that the process comes back where it started: fds equal, tasks, timers,
--- blocked tasks and loop fds equal (net.debug.stats()), and RSS within
--- RSS_SLACK of the warmed-up baseline. Prints one line per phase with its
+-- blocked tasks and loop fds equal (net.debug.stats()), and the bytes
+-- malloc'ed (net.debug.stats().heap, glibc's mallinfo2) flat over the
+-- second half of each phase; RSS is reported and bounded loosely. Prints one line per phase with its
 -- figures and exits 1 on any failure.
 --   LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/?.so;;' lua5.4 tools/soak.lua [short]
 local net = require "coronet"
@@ -14,7 +15,9 @@ local short = arg[1] == "short" or os.getenv("SOAK_SHORT") == "1"
 local CYCLES = short and 10000 or 100000
 local TIMERS = short and 10000 or 100000
 local CONC = 16                      -- clients at a time
-local RSS_SLACK = 4 * 1024           -- KiB RSS may still rise over a phase's second half
+local HEAP_SLACK = 1024              -- KiB malloc'ed bytes may rise over a phase's second half
+local RSS_SLACK = 32 * 1024          -- KiB for RSS, which swings with glibc's pools (measured
+                                     -- 30..36 MiB over 240k timers, no trend): gross leaks only
 local WARMUP = 2000                 -- cycles before the baseline (timers: 10x: allocator pools settle)
 
 net.dns.default = net.dns.resolver{servers = {"127.0.0.1:9"}, timeout = 0.2, attempts = 1}
@@ -43,7 +46,8 @@ local function snapshot()
     local blocked = 0
     for _, v in pairs(s.blocked) do blocked = blocked + v end
     return {rss = rss_kib(), fds = nfds(), tasks = s.tasks, timers = s.timers,
-            loopfds = s.fds, blocked = blocked, lua_kib = collectgarbage("count")}
+            loopfds = s.fds, blocked = blocked, lua_kib = collectgarbage("count"),
+            heap_kib = s.heap and s.heap // 1024}
 end
 
 local failures = 0
@@ -58,10 +62,16 @@ end
 -- come back to a's; RSS must not grow over the second half (a leak grows
 -- with the cycles; the allocator's pools settle in the first half).
 local function compare(phase, a, m, b)
-    print(string.format("%s: rss %d -> %d -> %d KiB, lua heap %.0f -> %.0f KiB, fds %d -> %d, "
-        .. "tasks %d -> %d, timers %d -> %d, loop fds %d -> %d, blocked %d -> %d",
-        phase, a.rss, m.rss, b.rss, a.lua_kib, b.lua_kib, a.fds, b.fds, a.tasks, b.tasks,
+    print(string.format("%s: malloc'ed %s -> %s -> %s KiB, rss %d -> %d -> %d KiB, lua heap %.0f -> "
+        .. "%.0f KiB, fds %d -> %d, tasks %d -> %d, timers %d -> %d, loop fds %d -> %d, "
+        .. "blocked %d -> %d", phase, a.heap_kib or "?", m.heap_kib or "?", b.heap_kib or "?",
+        a.rss, m.rss, b.rss, a.lua_kib, b.lua_kib, a.fds, b.fds, a.tasks, b.tasks,
         a.timers, b.timers, a.loopfds, b.loopfds, a.blocked, b.blocked))
+    if b.heap_kib then
+        check(phase .. " malloc'ed", b.heap_kib - m.heap_kib <= HEAP_SLACK,
+              string.format("grew %d KiB over the second half (bound %d)", b.heap_kib - m.heap_kib,
+                            HEAP_SLACK))
+    end
     check(phase .. " fds", a.fds == b.fds, a.fds .. " -> " .. b.fds)
     check(phase .. " tasks", a.tasks == b.tasks, a.tasks .. " -> " .. b.tasks)
     check(phase .. " timers", a.timers == b.timers, a.timers .. " -> " .. b.timers)
