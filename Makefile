@@ -9,6 +9,9 @@
 #   make rock       luarocks --lua-version=5.4 make into a scratch tree, require it, run its command
 #   make dist       build/dist/coronet-scm.tar.gz and a packed .src.rock
 #   make install PREFIX=/usr/local   without LuaRocks (DESTDIR too)
+#   make soak       a bounded soak run (tools/soak.lua; SOAK_SHORT=1: the CI form)
+#   make fuzz       build the libFuzzer harnesses (fuzz/) with clang and run
+#                   each for FUZZ_SECONDS (default 10) from its seed corpus
 LUA      ?= lua5.4
 LUA_INC  ?= /usr/include/lua5.4
 CC       ?= cc
@@ -63,7 +66,7 @@ forty: all
 	@for f in examples/forty/q*.lua; do echo "== $$f"; $(LUAENV) timeout 60 $(LUA) $$f || exit 1; echo; done
 
 asan:
-	$(MAKE) BUILD=build/asan OPT=-O1 CFLAGS='-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined' LDFLAGS='-fsanitize=address,undefined'
+	$(MAKE) BUILD=build/asan OPT=-O1 CFLAGS='-O1 -g -fsanitize=address,undefined,float-cast-overflow -fno-omit-frame-pointer -fno-sanitize-recover=undefined,float-cast-overflow' LDFLAGS='-fsanitize=address,undefined,float-cast-overflow'
 	LUA_PATH='lua/?.lua;lua/?/init.lua;;' LUA_CPATH='build/asan/?.so;;' \
 	  LD_PRELOAD="$$($(CC) -print-file-name=libasan.so) $$($(CC) -print-file-name=libubsan.so)" \
 	  ASAN_OPTIONS=detect_leaks=0 SPEC_NO_EXAMPLES=1 timeout $(SPEC_TIMEOUT) $(LUA) spec/run.lua
@@ -71,6 +74,34 @@ asan:
 valgrind: all
 	$(LUAENV) SPEC_NO_EXAMPLES=1 SPEC_SLOW=1 timeout $(SPEC_TIMEOUT) valgrind -q --error-exitcode=99 \
 	  --leak-check=full --errors-for-leak-kinds=definite $(LUA) spec/run.lua
+
+soak: all
+	$(LUAENV) timeout 900 $(LUA) tools/soak.lua $(if $(SOAK_SHORT),short,)
+
+FUZZ_CC      ?= clang-14
+FUZZ_SECONDS ?= 10
+FUZZERS      := ip bufio frame dns
+FUZZ_SAN     := -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
+
+fuzz:
+	@sh tools/deps.sh fuzz
+	$(MAKE) BUILD=build/fuzz CC=$(FUZZ_CC) CFLAGS='-O1 -g $(FUZZ_SAN)' fuzz-bins
+	@for f in $(FUZZERS); do \
+	  mkdir -p build/fuzz/corpus-$$f && \
+	  echo "fuzz $$f: $(FUZZ_SECONDS) s" && \
+	  ASAN_OPTIONS=detect_leaks=0 build/fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) \
+	    -dict=fuzz/$$f.dict -print_final_stats=1 -artifact_prefix=build/fuzz/crash-$$f- \
+	    build/fuzz/corpus-$$f fuzz/corpus/$$f 2>build/fuzz/$$f.log \
+	  || { tail -40 build/fuzz/$$f.log; exit 1; }; \
+	  grep -E "stat::number_of_executed_units|stat::new_units_added" build/fuzz/$$f.log | tr '\n' ' '; echo; \
+	done
+
+# (with BUILD=build/fuzz CC=clang: the objects, then one binary per harness)
+fuzz-bins: $(OBJS)
+	@for f in $(FUZZERS); do \
+	  $(CC) $(WARN) $(CPPFLAGS) -O1 -g -fsanitize=fuzzer,address,undefined -DFUZZ_NAME=\"$$f\" \
+	    -o $(BUILD)/fuzz_$$f fuzz/harness.c $(OBJS) -llua5.4 $(LDLIBS) || exit 1; \
+	done
 
 rock:
 	rm -rf $(BUILD)/rocktree
@@ -143,4 +174,4 @@ doc:
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: lint doc all deps deps-demo check demo forty asan valgrind rock install clean
+.PHONY: lint doc all deps deps-demo check demo forty asan valgrind rock install clean soak fuzz fuzz-bins

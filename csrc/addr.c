@@ -165,7 +165,7 @@ static int ipaddr_parse4(const char *s, size_t len, ipaddr *out,
     if (ipaddr_v4fields(s, 0, end, q, e) != 0)
         return -1;
     if (pct)
-        return ipaddr_fail(e, "IPv4 addresses cannot have a zone", end, len);
+        return ipaddr_fail(e, "unexpected character", end, len);   /* Go's parseIPv4 */
     ipaddr_set4(out, q);
     return 0;
 }

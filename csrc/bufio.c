@@ -37,7 +37,8 @@
 static const char SENTINELS_KEY = 0;    /* registry: {too_long =, no_progress =} */
 
 /* The ops; one runs at a time, its state in the reader. */
-enum { OP_READ, OP_READ_FULL, OP_LINE, OP_UNTIL, OP_PEEK, OP_DISCARD, OP_FILL, OP_TOKEN };
+enum { OP_READ, OP_READ_FULL, OP_LINE, OP_UNTIL, OP_PEEK, OP_DISCARD, OP_FILL, OP_TOKEN,
+       OP_BYTE, OP_RUNE };
 /* Split kinds of the scanner's built-in split functions (OP_TOKEN). */
 enum { TOK_LINES = 1, TOK_WORDS, TOK_BYTES, TOK_RUNES };
 /* What a waiting op waits for. */
@@ -55,6 +56,9 @@ typedef struct bufr {
     size_t done;         /* discard: bytes dropped; fill: bytes it started with */
     uint8_t op, pending, busy, noprog;
     uint8_t file;        /* the source is a Lua file: its read takes no ctx */
+    uint8_t lastw;       /* bytes read_byte/read_rune just took (0: none to unread) */
+    uint8_t lastrune;    /* ... and they were a rune (unread_rune may put them back) */
+    char last[4];        /* those bytes */
 } bufr;
 
 /* The reader at index 1. The methods carry the metatable as upvalue 1,
@@ -301,9 +305,13 @@ static int bufr_try_words(lua_State *L, bufr *b, int at_eof) {
         p += i;
         avail -= i;
     }
+    /* Runes are decoded within the first max bytes only, as Go's buffer
+     * holds no more: a space cut by that bound is no delimiter (a source
+     * may hand over more than it was asked for). */
     size_t lim = avail < b->max ? avail : b->max, j = b->scan;
-    while (j < lim && (at_eof || utf8_full(p + j, avail - j))) {
-        if (utf8_space(utf8_decode(p + j, avail - j, &w))) {
+    int eof = at_eof && avail <= b->max;
+    while (j < lim && (eof || utf8_full(p + j, lim - j))) {
+        if (utf8_space(utf8_decode(p + j, lim - j, &w))) {
             lua_pushlstring(L, (const char *)p, j);
             b->r += j + (size_t)w;
             return 1;
@@ -348,9 +356,34 @@ static int bufr_try_token(lua_State *L, bufr *b, int at_eof) {
     }
 }
 
+/* read_byte (the byte as an integer) and read_rune (code point, width;
+ * an invalid or truncated sequence is U+FFFD of width 1, as Go): they
+ * remember what they took, for unread_byte / unread_rune. */
+static int bufr_try_byte_rune(lua_State *L, bufr *b, int at_eof) {
+    const unsigned char *p = (const unsigned char *)bufr_at(b);
+    size_t avail = bufr_avail(b);
+    int w = 1;
+    if (!avail) return at_eof ? bufr_eof(L) : 0;
+    if (b->op == OP_BYTE) {
+        lua_pushinteger(L, p[0]);
+    } else {
+        if (!at_eof && !utf8_full(p, avail)) return 0;
+        long cp = utf8_decode(p, avail, &w);
+        lua_pushinteger(L, cp);
+        lua_pushinteger(L, w);
+    }
+    memcpy(b->last, p, (size_t)w);
+    b->lastw = (uint8_t)w;
+    b->lastrune = b->op == OP_RUNE;
+    b->r += (size_t)w;
+    return b->op == OP_BYTE ? 1 : 2;
+}
+
 static int bufr_try(lua_State *L, bufr *b, int at_eof) {
     size_t avail = bufr_avail(b);
     switch (b->op) {
+    case OP_BYTE:
+    case OP_RUNE: return bufr_try_byte_rune(L, b, at_eof);
     case OP_READ:
         if (avail) {
             bufr_take(L, b, avail < b->arg ? avail : b->arg);
@@ -397,6 +430,8 @@ static size_t bufr_limit(const bufr *b) {
     case OP_READ_FULL:
     case OP_PEEK: return need > b->size ? need : b->size;
     case OP_READ:
+    case OP_BYTE:
+    case OP_RUNE:
     case OP_DISCARD: return b->size;
     default: return b->max;
     }
@@ -539,6 +574,7 @@ static int bufr_begin(lua_State *L, bufr *b, int op, size_t arg, size_t skip, si
                       int ctxidx) {
     int n;
     if (b->busy) return bufr_fail_cause(L, b, NULL, ERR_BUSY);
+    b->lastw = 0;                                /* only the op right before may be unread */
     b->op = (uint8_t)op;
     b->arg = arg;
     b->skip = skip;
@@ -678,6 +714,96 @@ static int bufr_token(lua_State *L) {
     return bufr_begin(L, b, OP_TOKEN, (size_t)kind, 0, 0, ctx_find(L, 3));
 }
 
+/* reader:read_byte([ctx]) -> byte (an integer 0..255) | nil, err. */
+static int bufr_read_byte(lua_State *L) {
+    bufr *b = bufr_check(L);
+    return bufr_begin(L, b, OP_BYTE, 0, 0, 0, ctx_find(L, 2));
+}
+
+/* reader:read_rune([ctx]) -> code point, width | nil, err: one UTF-8
+ * rune; an invalid byte is U+FFFD of width 1 (Go's ReadRune). */
+static int bufr_read_rune(lua_State *L) {
+    bufr *b = bufr_check(L);
+    return bufr_begin(L, b, OP_RUNE, 0, 0, 0, ctx_find(L, 2));
+}
+
+/* Put the last k bytes of b->last back in front of the unread ones. */
+static int bufr_unread(bufr *b, size_t k) {
+    const char *src = b->last + b->lastw - k;
+    size_t avail = bufr_avail(b);
+    if (b->buf && b->r >= k) {
+        b->r -= k;
+        memcpy(b->buf + b->r, src, k);
+        return 0;
+    }
+    if (!b->buf || b->cap < avail + k) {
+        size_t cap = avail + k > b->size ? avail + k : b->size;
+        if (cap < b->cap) cap = b->cap;
+        char *nb = realloc(b->buf, cap);
+        if (!nb) return -1;
+        if (!b->buf) b->r = b->w = 0;
+        b->buf = nb;
+        b->cap = cap;
+    }
+    memmove(b->buf + k, b->buf + b->r, avail);
+    memcpy(b->buf, src, k);
+    b->r = 0;
+    b->w = avail + k;
+    return 0;
+}
+
+/* reader:unread_byte() / unread_rune() -> true | nil, err: give back the
+ * last byte (after read_byte or read_rune) or the last rune (after
+ * read_rune); any other op in between, or a second unread, is
+ * ErrInvalidUnreadByte / ErrInvalidUnreadRune, as Go. */
+static int bufr_unread_op(lua_State *L, int rune) {
+    bufr *b = bufr_check(L);
+    if (b->busy) return bufr_fail_cause(L, b, NULL, ERR_BUSY);
+    if (!b->lastw || (rune && !b->lastrune)) {
+        lua_pushnil(L);
+        bufr_push_sentinel(L, rune ? "invalid_unread_rune" : "invalid_unread_byte");
+        return 2;
+    }
+    if (bufr_unread(b, rune ? b->lastw : 1) < 0) return luaL_error(L, "coronet: out of memory");
+    b->lastw = 0;
+    lua_pushboolean(L, 1);
+    return 1;
+}
+
+static int bufr_unread_byte(lua_State *L) { return bufr_unread_op(L, 0); }
+static int bufr_unread_rune(lua_State *L) { return bufr_unread_op(L, 1); }
+
+/* Raise unless the value at idx can be a source (a conn or anything
+ * with a read(max) method). */
+static conn *bufr_check_source(lua_State *L, int idx, const char *fname) {
+    conn *c = luaL_testudata(L, idx, CONN_MT);
+    if (c) return c;
+    int t = lua_type(L, idx);
+    if (t == LUA_TTABLE || t == LUA_TUSERDATA) lua_getfield(L, idx, "read");
+    else lua_pushnil(L);
+    if (lua_isnil(L, -1))
+        luaL_error(L, "bad argument #1 to '%s' (reader expected (a conn or an object with read(max)))",
+                   fname);
+    lua_pop(L, 1);
+    return NULL;
+}
+
+/* reader:reset(source): drop what is buffered and read from source from
+ * now on (Go's Reset); the size and max_token stay. */
+static int bufr_reset(lua_State *L) {
+    bufr *b = bufr_check(L);
+    if (b->busy) return bufr_fail_cause(L, b, NULL, ERR_BUSY);
+    b->c = bufr_check_source(L, 2, "reset");
+    b->file = luaL_testudata(L, 2, LUA_FILEHANDLE) != NULL;
+    b->r = b->w = 0;
+    b->lastw = 0;
+    b->noprog = 0;
+    bufr_release(b);
+    lua_settop(L, 2);
+    lua_setiuservalue(L, 1, 1);                  /* anchor the new source */
+    return 0;
+}
+
 /* reader:buffered() -> the number of bytes that can be read without waiting. */
 static int bufr_buffered(lua_State *L) {
     lua_pushinteger(L, (lua_Integer)bufr_avail(bufr_check(L)));
@@ -718,15 +844,7 @@ static int bufr_new(lua_State *L) {
     lua_Integer size = luaL_optinteger(L, 2, BUFR_SIZE), max = luaL_optinteger(L, 3, BUFR_MAX);
     luaL_argcheck(L, size > 0 && size <= BUFR_LIMIT, 2, "size out of range");
     luaL_argcheck(L, max > 0 && max <= BUFR_LIMIT, 3, "max_token out of range");
-    conn *c = luaL_testudata(L, 1, CONN_MT);
-    if (!c) {
-        int t = lua_type(L, 1);
-        if (t == LUA_TTABLE || t == LUA_TUSERDATA) lua_getfield(L, 1, "read");
-        else lua_pushnil(L);
-        if (lua_isnil(L, -1))
-            return luaL_argerror(L, 1, "reader expected (a conn or an object with read(max))");
-        lua_pop(L, 1);
-    }
+    conn *c = bufr_check_source(L, 1, "reader");
     bufr *b = lua_newuserdatauv(L, sizeof *b, 1);
     memset(b, 0, sizeof *b);
     b->size = (size_t)size;
@@ -767,10 +885,15 @@ static const luaL_Reg bufr_methods[] = {
     {"discard", bufr_discard},
     {"peek", bufr_peek},
     {"read", bufr_read},
+    {"read_byte", bufr_read_byte},
     {"read_full", bufr_read_full},
     {"read_line", bufr_read_line},
+    {"read_rune", bufr_read_rune},
     {"read_until", bufr_read_until},
+    {"reset", bufr_reset},
     {"size", bufr_size},
+    {"unread_byte", bufr_unread_byte},
+    {"unread_rune", bufr_unread_rune},
     {NULL, NULL}
 };
 

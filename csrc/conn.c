@@ -97,7 +97,7 @@ static int conn_read(lua_State *L) {
     conn *c = conn_check(L);
     int ctxidx = ctx_find(L, 2);
     lua_Integer max = ctxidx == 2 ? CONN_READ_DEFAULT : luaL_optinteger(L, 2, CONN_READ_DEFAULT);
-    luaL_argcheck(L, max > 0, 2, "max must be positive");
+    if (max <= 0) return sock_arg_error(L, 1, "read", "max must be positive");
     task *t = task_current(L);
     if (!t) return loop_block(L, conn_read, lua_gettop(L));
     if (ctx_ended(L, ctxidx)) return conn_failx(L, c, "read", NULL, ERR_CTX, ctxidx);
@@ -170,7 +170,7 @@ static int conn_read_full_fail(lua_State *L, conn *c, const char *sys, int cause
 static int conn_read_full(lua_State *L) {
     conn *c = conn_check(L);
     lua_Integer n = luaL_checkinteger(L, 2);
-    luaL_argcheck(L, n >= 0, 2, "negative length");
+    if (n < 0) return sock_arg_error(L, 1, "read_full", "negative length");
     task *t = task_current(L);
     if (!t) return loop_block(L, conn_read_full, lua_gettop(L));
     int ctxidx = ctx_find(L, 3);
@@ -551,8 +551,7 @@ static int conn_set_keepalive(lua_State *L) {
  * seconds, rounded up, at least 1), as Go's SetKeepAlivePeriod. */
 static int conn_set_keepalive_period(lua_State *L) {
     conn *c = conn_check(L);
-    double s = luaL_checknumber(L, 2);
-    int secs = s < 1 ? 1 : (int)(s + 0.999);
+    int secs = sock_keepalive_arg(L, 2, "set_keepalive_period");
     if (c->h.fd < 0) return conn_fail(L, c, "set", NULL, ERR_CLOSED);
     int e = sock_keepalive(c->h.fd, 1, secs);
     if (e) return conn_fail(L, c, "set", "setsockopt", e);
@@ -563,7 +562,7 @@ static int conn_set_keepalive_period(lua_State *L) {
  * 0 discards unsent data and sends RST on close, s > 0 lingers. */
 static int conn_set_linger(lua_State *L) {
     conn *c = conn_check(L);
-    lua_Integer s = luaL_checkinteger(L, 2);
+    lua_Integer s = sock_int_arg(L, 2, "set_linger", INT_MIN, INT_MAX);
     struct linger lg = {s >= 0, s >= 0 ? (int)s : 0};
     if (c->h.fd < 0) return conn_fail(L, c, "set", NULL, ERR_CLOSED);
     if (setsockopt(c->h.fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg) < 0)
@@ -572,11 +571,11 @@ static int conn_set_linger(lua_State *L) {
 }
 
 static int conn_set_read_buffer(lua_State *L) {
-    return conn_setopt(L, SOL_SOCKET, SO_RCVBUF, (int)luaL_checkinteger(L, 2));
+    return conn_setopt(L, SOL_SOCKET, SO_RCVBUF, sock_int_arg(L, 2, "set_read_buffer", 0, INT_MAX));
 }
 
 static int conn_set_write_buffer(lua_State *L) {
-    return conn_setopt(L, SOL_SOCKET, SO_SNDBUF, (int)luaL_checkinteger(L, 2));
+    return conn_setopt(L, SOL_SOCKET, SO_SNDBUF, sock_int_arg(L, 2, "set_write_buffer", 0, INT_MAX));
 }
 
 /* conn:fd() -> the descriptor (-1 once closed); it stays owned by c. */

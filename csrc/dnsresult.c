@@ -106,6 +106,39 @@ int dns_push_canon(lua_State *L, const struct ares_addrinfo *ai, const char *nam
 
 /* ---- records -------------------------------------------------------- */
 
+/* Go's isDomainName (net/dnsclient.go), applied to MX and SRV names since
+ * CVE-2021-33195: letters, digits, '_' and '-' in labels of 1..63 octets,
+ * at most 253 octets besides a final dot, not all-numeric. c-ares renders
+ * other bytes ('\0', ';', '<') as they are or as escapes, which fail here.
+ * "" and "." (the root: a null MX) pass. */
+static int dns_name_ok(const char *s) {
+    size_t l = strlen(s);
+    if (l == 0 || (l == 1 && s[0] == '.')) return 1;
+    if (l > 254 || (l == 254 && s[l - 1] != '.')) return 0;
+    char last = '.';
+    int nonnum = 0, part = 0;
+    for (size_t i = 0; i < l; i++) {
+        char c = s[i];
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_') {
+            nonnum = 1;
+            part++;
+        } else if (c >= '0' && c <= '9') {
+            part++;
+        } else if (c == '-') {
+            if (last == '.') return 0;
+            part++;
+            nonnum = 1;
+        } else if (c == '.') {
+            if (last == '.' || last == '-' || part > 63 || part == 0) return 0;
+            part = 0;
+        } else {
+            return 0;
+        }
+        last = c;
+    }
+    return last != '-' && part <= 63 && nonnum;
+}
+
 /* An answer c-ares accepted but its parser refuses is malformed. */
 static int dns_parse_fail(lua_State *L, int st) {
     return dns_fail(L, st == ARES_ENODATA ? "nodata" : st == ARES_ENOMEM ? "nomem" : "badresp",
@@ -116,6 +149,12 @@ static int dns_push_mx(lua_State *L, const unsigned char *abuf, int alen) {
     struct ares_mx_reply *mx = NULL;
     int st = ares_parse_mx_reply(abuf, alen, &mx);
     if (st != ARES_SUCCESS) return dns_parse_fail(L, st);
+    if (!mx) return dns_fail(L, "nodata", NULL);        /* records of another type only */
+    for (struct ares_mx_reply *p = mx; p; p = p->next)
+        if (!dns_name_ok(p->host)) {
+            ares_free_data(mx);
+            return dns_fail(L, "badresp", NULL);
+        }
     lua_newtable(L);
     int i = 0;
     for (struct ares_mx_reply *p = mx; p; p = p->next) {
@@ -135,6 +174,7 @@ static int dns_push_txt(lua_State *L, const unsigned char *abuf, int alen) {
     struct ares_txt_ext *txt = NULL;
     int st = ares_parse_txt_reply_ext(abuf, alen, &txt);
     if (st != ARES_SUCCESS) return dns_parse_fail(L, st);
+    if (!txt) return dns_fail(L, "nodata", NULL);       /* records of another type only */
     lua_newtable(L);
     int i = 0;
     luaL_Buffer b;
@@ -221,6 +261,12 @@ static int dns_push_srv(lua_State *L, const unsigned char *abuf, int alen) {
     struct ares_srv_reply *srv = NULL;
     int st = ares_parse_srv_reply(abuf, alen, &srv);
     if (st != ARES_SUCCESS) return dns_parse_fail(L, st);
+    if (!srv) return dns_fail(L, "nodata", NULL);       /* records of another type only */
+    for (struct ares_srv_reply *p = srv; p; p = p->next)
+        if (!dns_name_ok(p->host)) {
+            ares_free_data(srv);
+            return dns_fail(L, "badresp", NULL);
+        }
     char *owner = dns_answer_owner(abuf, alen);
     if (owner) dns_push_fqdn(L, owner);
     else lua_pushnil(L);

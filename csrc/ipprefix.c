@@ -148,6 +148,34 @@ static int ipprefix_eq(lua_State *L)
                             ipaddr_cmp(&p->a, &o->a) == 0);
 }
 
+/* ipprefix_cmp: Go's Prefix.Compare: by family (IPv4 first), then
+ * prefix length (shorter first), then address. */
+static int ipprefix_cmp(const ipprefix *x, const ipprefix *y)
+{
+    if (x->a.family != y->a.family)
+        return x->a.family < y->a.family ? -1 : 1;
+    if (x->bits != y->bits)
+        return x->bits < y->bits ? -1 : 1;
+    return ipaddr_cmp(&x->a, &y->a);
+}
+
+/* prefix:compare(other) -> -1, 0 or 1 (Go's Prefix.Compare). */
+static int ipprefix_compare(lua_State *L)
+{
+    lua_pushinteger(L, ipprefix_cmp(ipprefix_check(L, 1), ipprefix_check(L, 2)));
+    return 1;
+}
+
+static int ipprefix_lt(lua_State *L)
+{
+    return addr_pushbool(L, ipprefix_cmp(ipprefix_check(L, 1), ipprefix_check(L, 2)) < 0);
+}
+
+static int ipprefix_le(lua_State *L)
+{
+    return addr_pushbool(L, ipprefix_cmp(ipprefix_check(L, 1), ipprefix_check(L, 2)) <= 0);
+}
+
 static int ipprefix_tostring(lua_State *L)
 {
     const ipprefix *p = ipprefix_check(L, 1);
@@ -197,6 +225,13 @@ static int ipaddrport_eq(lua_State *L)
     const ipaddrport *x = luaL_testudata(L, 1, IPADDRPORT_MT);
     const ipaddrport *y = luaL_testudata(L, 2, IPADDRPORT_MT);
     return addr_pushbool(L, x && y && ipaddrport_cmp(x, y) == 0);
+}
+
+/* addr_port:compare(other) -> -1, 0 or 1 (Go's AddrPort.Compare). */
+static int ipaddrport_compare(lua_State *L)
+{
+    lua_pushinteger(L, ipaddrport_cmp(ipaddrport_check(L, 1), ipaddrport_check(L, 2)));
+    return 1;
 }
 
 static int ipaddrport_le(lua_State *L)
@@ -485,6 +520,8 @@ static int addr_v6_unspecified(lua_State *L)
 
 static const luaL_Reg ipprefix_meta[] = {
     {"__eq", ipprefix_eq},
+    {"__le", ipprefix_le},
+    {"__lt", ipprefix_lt},
     {"__tostring", ipprefix_tostring},
     {NULL, NULL}
 };
@@ -492,6 +529,7 @@ static const luaL_Reg ipprefix_meta[] = {
 static const luaL_Reg ipprefix_methods[] = {
     {"addr", ipprefix_addr},
     {"bits", ipprefix_bits},
+    {"compare", ipprefix_compare},
     {"contains", ipprefix_contains},
     {"is_single_ip", ipprefix_is_single_ip},
     {"masked", ipprefix_masked},
@@ -509,6 +547,7 @@ static const luaL_Reg ipaddrport_meta[] = {
 
 static const luaL_Reg ipaddrport_methods[] = {
     {"addr", ipaddrport_addr},
+    {"compare", ipaddrport_compare},
     {"port", ipaddrport_port},
     {NULL, NULL}
 };

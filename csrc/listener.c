@@ -18,6 +18,8 @@
 
 #define LISTENER_MT "coronet.listener"
 #define LISTENER_KEEPALIVE 15   /* seconds, Go's default for accepted conns */
+#define LISTENER_BACKOFF_MIN 0.005  /* first pause after EMFILE and the like */
+#define LISTENER_BACKOFF_MAX 1.0    /* the pause doubles up to this */
 
 typedef struct listener {
     handle h;
@@ -27,6 +29,8 @@ typedef struct listener {
     socklen_t alen;
     struct sockaddr_storage a;
     waitq aq;             /* acceptors waiting behind the one on h.rd */
+    waitq bq;             /* acceptors pausing after a resource error */
+    double backoff;       /* the current pause (s); 0 after a success */
 } listener;
 
 static listener *listener_check(lua_State *L) {
@@ -91,6 +95,9 @@ static int listener_listen(lua_State *L) {
     int backlog = (int)luaL_optinteger(L, 2, SOMAXCONN);
     ln->unlink = (uint8_t)lua_toboolean(L, 3);
     lua_Number ka = luaL_optnumber(L, 4, 0);   /* seconds; 0: Go's default; < 0: off */
+    if (!(ka <= SOCK_KEEPALIVE_MAX))           /* NaN, inf: no int holds them */
+        return luaL_error(L, "listen: keepalive out of range (at most %d s, got %f)",
+                          SOCK_KEEPALIVE_MAX, ka);
     ln->keepalive = ka < 0 ? -1 : ka == 0 ? LISTENER_KEEPALIVE : (int)ceil(ka);
     if (listen(ln->h.fd, backlog) < 0) return listener_fail(L, ln, "listen", "listen", errno, 0);
     socklen_t n = sizeof ln->a;
@@ -107,28 +114,57 @@ static int listener_setup_conn(listener *ln, int fd) {
 
 static int listener_accept_k(lua_State *L, int status, lua_KContext kctx);
 
+/* The continuation's context: ctxidx, the errno a pause reports, and how
+ * the task waited (on the handle, queued behind it, pausing). */
+enum { ACC_HANDLE = 0, ACC_QUEUED, ACC_PAUSE };
+#define ACC_KCTX(ctxidx, e, mode) ((lua_KContext)(ctxidx) * 1024 + (e) * 4 + (mode))
+
 /* listener:accept([ctx]) -> conn | nil, err: the next connection; a close
- * wakes it with ErrClosed. EMFILE and the like are returned, not retried.
- * Several tasks may accept at once, as in Go: the first waits on the
- * handle, the others queue behind it and retry whenever it runs again.
- * The continuation's context is ctxidx * 2 + (queued). */
+ * wakes it with ErrClosed. Several tasks may accept at once, as in Go: the
+ * first waits on the handle, the others queue behind it and retry whenever
+ * it runs again. Running out of fds or memory (EMFILE, ENFILE, ENOBUFS,
+ * ENOMEM) is returned as an error, but only after the caller paused for a
+ * backoff (5 ms, doubling to 1 s while the errors go on, reset by a
+ * success; bounded by the deadline and ctx), so a plain retry loop lets
+ * the tasks that would free fds run instead of spinning. */
 static int listener_accept(lua_State *L) {
     listener *ln = listener_check(L);
     task *t = task_current(L);
     if (!t) return loop_block(L, listener_accept, lua_gettop(L));
     int ctxidx = ctx_find(L, 2);
     if (ctx_ended(L, ctxidx)) return listener_fail(L, ln, "accept", NULL, ERR_CTX, ctxidx);
-    return listener_accept_k(L, LUA_OK, ctxidx * 2);
+    return listener_accept_k(L, LUA_OK, ACC_KCTX(ctxidx, 0, ACC_HANDLE));
+}
+
+static int listener_resource_error(int e) {
+    return e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM;
+}
+
+/* Pause t after the resource error e, then report it (ACC_PAUSE). */
+static int listener_pause(lua_State *L, listener *ln, task *t, int e, int ctxidx) {
+    double b = ln->backoff * 2;
+    ln->backoff = b < LISTENER_BACKOFF_MIN ? LISTENER_BACKOFF_MIN
+                : b > LISTENER_BACKOFF_MAX ? LISTENER_BACKOFF_MAX : b;
+    double until = loop_now() + ln->backoff;
+    if (ln->h.rdl > 0 && ln->h.rdl < until) until = ln->h.rdl;
+    waitq_push(&ln->bq, t);
+    return task_park_ctx(L, t, NULL, until, PARK_ACCEPT, ctxidx,
+                         ACC_KCTX(ctxidx, e & 255, ACC_PAUSE), listener_accept_k);
 }
 
 static int listener_accept_k(lua_State *L, int status, lua_KContext kctx) {
     listener *ln = listener_check(L);
     task *t = task_current(L);
-    int ctxidx = (int)(kctx / 2);
+    int ctxidx = (int)(kctx / 1024), mode = (int)(kctx & 3), pe = (int)((kctx / 4) & 255);
     int cause = task_resume_cause(L, t, status, ctxidx);
     if (status == LUA_YIELD) {
-        if (kctx & 1) waitq_remove(&ln->aq, t);    /* a queued acceptor: out of the queue */
-        else waitq_wake_all(&ln->aq, WAKE_READY);  /* the handle's: the others retry */
+        if (mode == ACC_QUEUED) waitq_remove(&ln->aq, t);
+        else if (mode == ACC_PAUSE) waitq_remove(&ln->bq, t);
+        if (mode != ACC_QUEUED) waitq_wake_all(&ln->aq, WAKE_READY);  /* the others retry */
+    }
+    if (mode == ACC_PAUSE && status == LUA_YIELD) {
+        if (cause == ERR_TIMEOUT && !handle_deadline_passed(ln->h.rdl)) cause = 0;
+        if (!cause && ln->h.fd >= 0) return listener_fail(L, ln, "accept", "accept4", pe, 0);
     }
     if (cause) return listener_fail(L, ln, "accept", NULL, cause, ctxidx);
     for (;;) {
@@ -140,14 +176,16 @@ static int listener_accept_k(lua_State *L, int status, lua_KContext kctx) {
         if (fd < 0) {
             int e = errno;
             if (e == EINTR || e == ECONNABORTED) continue;
+            if (listener_resource_error(e)) return listener_pause(L, ln, t, e, ctxidx);
             if (e != EAGAIN && e != EWOULDBLOCK) return listener_fail(L, ln, "accept", "accept4", e, 0);
             if (!ln->h.rd)
                 return task_park_ctx(L, t, &ln->h.rd, ln->h.rdl, PARK_ACCEPT, ctxidx,
-                                     ctxidx * 2, listener_accept_k);
+                                     ACC_KCTX(ctxidx, 0, ACC_HANDLE), listener_accept_k);
             waitq_push(&ln->aq, t);
-            return task_park_ctx(L, t, NULL, ln->h.rdl, PARK_ACCEPT, ctxidx, ctxidx * 2 + 1,
-                                 listener_accept_k);
+            return task_park_ctx(L, t, NULL, ln->h.rdl, PARK_ACCEPT, ctxidx,
+                                 ACC_KCTX(ctxidx, 0, ACC_QUEUED), listener_accept_k);
         }
+        ln->backoff = 0;
         listener_setup_conn(ln, fd);
         conn *c = conn_new(L, ln->net);
         int e = conn_attach(L, c, fd, &peer, plen);
@@ -170,6 +208,7 @@ static void listener_unlink(listener *ln) {
 static int listener_close(lua_State *L) {
     listener *ln = listener_check(L);
     waitq_wake_all(&ln->aq, WAKE_CLOSED);
+    waitq_wake_all(&ln->bq, WAKE_CLOSED);
     if (handle_close(&ln->h) < 0) return listener_fail(L, ln, "close", NULL, ERR_CLOSED, 0);
     listener_unlink(ln);
     return listener_ok(L);
@@ -178,6 +217,7 @@ static int listener_close(lua_State *L) {
 static int listener_gc(lua_State *L) {
     listener *ln = listener_check(L);
     waitq_wake_all(&ln->aq, WAKE_CLOSED);
+    waitq_wake_all(&ln->bq, WAKE_CLOSED);
     if (handle_close(&ln->h) == 0) listener_unlink(ln);
     return 0;
 }
@@ -196,6 +236,7 @@ static int listener_set_deadline(lua_State *L) {
     if (ln->h.fd < 0) return listener_fail(L, ln, "set", NULL, ERR_CLOSED, 0);
     handle_set_deadline(&ln->h, 1, 0, t);
     waitq_set_deadline(&ln->aq, t);
+    waitq_wake_all(&ln->bq, WAKE_READY);  /* pausing acceptors report their error now */
     return listener_ok(L);
 }
 

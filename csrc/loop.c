@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
+#include <malloc.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -590,6 +591,11 @@ static int loop_stats(lua_State *L) {
         lua_setfield(L, -2, kinds[k]);
     }
     lua_setfield(L, -2, "blocked");
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
+    struct mallinfo2 mi = mallinfo2();      /* bytes malloc'ed and not freed: */
+    lua_pushinteger(L, (lua_Integer)mi.uordblks);   /* leaks show here, not */
+    lua_setfield(L, -2, "heap");            /* the allocator's pools (RSS) */
+#endif
     return 1;
 }
 

@@ -33,11 +33,11 @@ static int packet_setopt_ip(lua_State *L, int opt4, int opt6, int value) {
 }
 
 static int packet_set_read_buffer(lua_State *L) {
-    return packet_setopt(L, SOL_SOCKET, SO_RCVBUF, (int)luaL_checkinteger(L, 2));
+    return packet_setopt(L, SOL_SOCKET, SO_RCVBUF, sock_int_arg(L, 2, "set_read_buffer", 0, INT_MAX));
 }
 
 static int packet_set_write_buffer(lua_State *L) {
-    return packet_setopt(L, SOL_SOCKET, SO_SNDBUF, (int)luaL_checkinteger(L, 2));
+    return packet_setopt(L, SOL_SOCKET, SO_SNDBUF, sock_int_arg(L, 2, "set_write_buffer", 0, INT_MAX));
 }
 
 /* pc:set_broadcast(on): SO_BROADCAST (on by default for UDP, as in Go). */

@@ -87,6 +87,7 @@ typedef struct dnschan {
     int nwaiting;               /* with a parked task */
     int nabandoned, nqueued, nsocks;
     int attempts;
+    int nservers;               /* at least 1 */
     int finalizing;             /* __gc: wake nobody, free everything */
     double try_timeout;         /* seconds per try */
     double next_check;          /* when c-ares's timeouts must next be run */
@@ -526,6 +527,8 @@ static int dns_channel(lua_State *L) {
     if (st != ARES_SUCCESS) return dns_fail(L, csv ? "badserver" : "init", ares_strerror(st));
     ch->try_timeout = o.timeout / 1000.0;
     ch->attempts = attempts;
+    ch->nservers = dnschan_nservers(ch);
+    if (ch->nservers < 1) ch->nservers = 1;
     ch->max_inflight = max_inflight;
     ch->hook.next_deadline = dnschan_next_deadline;
     ch->hook.tick = dnschan_tick;
@@ -635,8 +638,10 @@ static dnsreq *dnschan_request(lua_State *L, dnschan *ch, int kind) {
 /* ch:_lookup(kind, name, family, deadline, ctx) -> result(s) | nil, code:
  * kind is "host", "ip" (family 0, 4 or 6), "cname", "mx", "txt", "srv",
  * "ns" (name a string) or "ptr" (name a net.ip Addr). The wait ends at
- * the answer, after attempts tries of timeout each per server, at the
- * deadline (absolute, 0: none) or when ctx ends, whichever comes first. */
+ * the answer, after attempts tries of timeout each per server (a bound
+ * counted from the call, so it holds while the lookup waits in the queue
+ * behind max_inflight too), at the deadline (absolute, 0: none) or when
+ * ctx ends, whichever comes first. */
 static int dnschan_lookup(lua_State *L) {
     dnschan *ch = dnschan_check(L);
     int kind = luaL_checkoption(L, 2, NULL, dns_kinds);
@@ -651,7 +656,11 @@ static int dnschan_lookup(lua_State *L) {
         lua_pushnil(L);
         lua_replace(L, 6);
     }
-    lua_pushnumber(L, luaL_optnumber(L, 5, 0));
+    /* The documented bound, timeout x attempts x #servers from now, holds
+     * for a lookup queued behind max_inflight too, not only on the wire. */
+    double dl = luaL_optnumber(L, 5, 0);
+    double bound = loop_now() + ch->try_timeout * ch->attempts * ch->nservers;
+    lua_pushnumber(L, dl > 0 && dl < bound ? dl : bound);
     lua_replace(L, 5);
     if (ctx_ended(L, ctxidx)) return dns_fail(L, "ctx", NULL);
     if (!ch->ares) return dns_fail(L, "closed", NULL);

@@ -2,6 +2,7 @@
  * net.setsockopt / net.getsockopt take C names as strings so a `control`
  * callback reads like the C it replaces. */
 #include <errno.h>
+#include <math.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -120,6 +121,32 @@ int sock_keepalive(int fd, int on, int period) {
     if (e || !on || period <= 0) return e;
     e = sock_set_int(fd, IPPROTO_TCP, TCP_KEEPIDLE, period);
     return e ? e : sock_set_int(fd, IPPROTO_TCP, TCP_KEEPINTVL, period);
+}
+
+int sock_arg_error(lua_State *L, int argn, const char *fname, const char *msg) {
+    return luaL_error(L, "bad argument #%d to '%s' (%s)", argn, fname, msg);
+}
+
+int sock_int_arg(lua_State *L, int idx, const char *fname, lua_Integer lo, lua_Integer hi) {
+    int isnum = 0;
+    lua_Integer v = lua_tointegerx(L, idx, &isnum);
+    if (!isnum)
+        return sock_arg_error(L, idx - 1, fname, lua_isnumber(L, idx)
+                              ? "number has no integer representation" : "integer expected");
+    if (v < lo || v > hi) {
+        lua_pushfstring(L, "out of range: must be in %I..%I", lo, hi);
+        return sock_arg_error(L, idx - 1, fname, lua_tostring(L, -1));
+    }
+    return (int)v;
+}
+
+int sock_keepalive_arg(lua_State *L, int idx, const char *fname) {
+    if (lua_type(L, idx) != LUA_TNUMBER) return sock_arg_error(L, idx - 1, fname, "number expected");
+    double s = lua_tonumber(L, idx);
+    if (!(s <= SOCK_KEEPALIVE_MAX))          /* NaN and +inf too */
+        return sock_arg_error(L, idx - 1, fname, "keepalive period out of range (at most 32767 s)");
+    if (!(s > -HUGE_VAL)) return sock_arg_error(L, idx - 1, fname, "keepalive period is -inf");
+    return s < 1 ? 1 : (int)ceil(s);
 }
 
 /* ---- socket options by name ----------------------------------------- */

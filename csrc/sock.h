@@ -4,6 +4,7 @@
 #ifndef CORONET_SOCK_H
 #define CORONET_SOCK_H
 
+#include <limits.h>
 #include <sys/socket.h>
 #include "lua.h"
 
@@ -42,6 +43,22 @@ int sock_set_int(int fd, int level, int name, int value);
 /* sock_keepalive: SO_KEEPALIVE on or off, and with period > 0 the idle
  * time and probe interval (seconds); 0 or errno. */
 int sock_keepalive(int fd, int on, int period);
+
+/* sock_arg_error: raise "bad argument #argn to 'fname' (msg)" naming the
+ * method even where Lua cannot (a call driven by the scheduler). argn
+ * counts as the user sees it (the value after self is #1). */
+int sock_arg_error(lua_State *L, int argn, const char *fname, const char *msg);
+
+/* sock_int_arg: the integer at idx, in lo..hi, for an option setter
+ * fname; anything else (a float without an integer value, NaN, out of
+ * range) raises with sock_arg_error. */
+int sock_int_arg(lua_State *L, int idx, const char *fname, lua_Integer lo, lua_Integer hi);
+
+/* sock_keepalive_arg: seconds at idx for a keepalive period, rounded up
+ * to whole seconds, at least 1, at most SOCK_KEEPALIVE_MAX (Linux's limit
+ * for TCP_KEEPIDLE); NaN, inf and larger values raise. */
+#define SOCK_KEEPALIVE_MAX 32767
+int sock_keepalive_arg(lua_State *L, int idx, const char *fname);
 
 int sock_open_lib(lua_State *L);
 

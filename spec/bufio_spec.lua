@@ -814,6 +814,155 @@ TestBufioWriter.test_failure_keeps_unwritten_bytes = T(function()
     lu.assertEquals(s.writes, {"cdef"})
 end)
 
+TestBufioWriter.test_short_write_is_an_error_and_keeps_the_bytes = T(function()
+    -- Go's io.ErrShortWrite: a sink that takes fewer bytes than given, with
+    -- no error, must not make flush report success for the rest.
+    local took = {}
+    local s = {limit = 0}
+    function s:write(d)
+        local n = math.min(#d, self.limit)
+        took[#took + 1] = d:sub(1, n)
+        return n
+    end
+    local w = bufio.writer(s, 10)
+    w:write("abcdef")
+    local ok, err = w:flush()
+    lu.assertNil(ok, "flush reported success for bytes the sink did not take")
+    lu.assertIs(err, bufio.ErrShortWrite)
+    lu.assertEquals(err.code, "short_write")
+    lu.assertEquals(tostring(err), "short write")
+    lu.assertEquals(w:buffered(), 6)
+    s.limit = 2                                      -- takes 2: 4 stay buffered
+    ok, err = w:flush()
+    lu.assertIs(err, bufio.ErrShortWrite)
+    lu.assertEquals(w:buffered(), 4)
+    s.limit = 100
+    lu.assertTrue(w:flush())
+    lu.assertEquals(table.concat(took), "abcdef")
+    -- a large write that goes straight through, short too
+    s.limit = 3
+    local n, err2, accepted = w:write(rep("Z", 25))
+    lu.assertNil(n)
+    lu.assertIs(err2, bufio.ErrShortWrite)
+    lu.assertEquals(accepted, 3)
+    -- a sink returning true (or itself, like a Lua file) wrote everything
+    local t = {}
+    local w2 = bufio.writer({write = function(_, d) t[#t + 1] = d return true end}, 4)
+    w2:write("xy")
+    lu.assertTrue(w2:flush())
+    lu.assertEquals(t, {"xy"})
+end)
+
+-- Issue 15 item 7: Go's texts and the reader/writer methods Go users
+-- reach for.
+TestBufioWriter.test_err_too_long_text_is_gos = T(function()
+    lu.assertEquals(tostring(ErrTooLong), "bufio.Scanner: token too long")
+end)
+
+TestBufioWriter.test_reader_bytes_runes_unread_and_reset = T(function()
+    local function src(s)
+        return {read = function(self)
+            if self.done then return nil, EOF end
+            self.done = true
+            return s
+        end}
+    end
+    local r = bufio.reader(src("aé€x"))
+    lu.assertEquals(r:read_byte(), 97)
+    lu.assertTrue(r:unread_byte())
+    lu.assertEquals(r:read_byte(), 97)
+    local ch, size = r:read_rune()
+    lu.assertEquals(ch, 0xE9)
+    lu.assertEquals(size, 2)
+    lu.assertTrue(r:unread_rune())
+    lu.assertEquals(select(2, r:unread_rune()), bufio.ErrInvalidUnreadRune)  -- only once
+    lu.assertEquals({r:read_rune()}, {0xE9, 2})
+    lu.assertEquals({r:read_rune()}, {0x20AC, 3})
+    lu.assertEquals(r:peek(1), "x")
+    local ok, err = r:unread_rune()                      -- not after peek
+    lu.assertNil(ok)
+    lu.assertIs(err, bufio.ErrInvalidUnreadRune)
+    lu.assertEquals(tostring(err), "bufio: invalid use of UnreadRune")
+    lu.assertEquals(r:read_byte(), 120)
+    local b, e = r:read_byte()
+    lu.assertNil(b)
+    lu.assertIs(e, EOF)
+    lu.assertTrue(r:unread_byte() == nil)                -- EOF read nothing to unread
+    -- an invalid byte is U+FFFD of size 1, as Go
+    local r2 = bufio.reader(src("\xff\xc3"))
+    lu.assertEquals({r2:read_rune()}, {0xFFFD, 1})
+    lu.assertEquals({r2:read_rune()}, {0xFFFD, 1})        -- a truncated sequence at EOF
+    local _, e2 = r2:unread_byte()
+    lu.assertNil(e2)                                     -- unread_byte after read_rune: fine
+    lu.assertEquals(r2:read_byte(), 0xC3)
+    -- unread_byte right after a fresh read, when the buffer was emptied
+    local r3 = bufio.reader(src("z"))
+    lu.assertEquals(r3:read_byte(), 122)
+    lu.assertTrue(r3:unread_byte())
+    lu.assertEquals(r3:read(10), "z")
+    local _, e3 = r3:unread_byte()
+    lu.assertIs(e3, bufio.ErrInvalidUnreadByte)
+    lu.assertEquals(tostring(e3), "bufio: invalid use of UnreadByte")
+    -- reset: drop the buffer, read from another source
+    local r4 = bufio.reader(src("first line\nrest"))
+    lu.assertEquals(r4:read_line(), "first line")
+    r4:reset(src("other\n"))
+    lu.assertEquals(r4:buffered(), 0)
+    lu.assertEquals(r4:read_line(), "other")
+    lu.assertIs(select(2, r4:read_line()), EOF)
+    lu.assertErrorMsgContains("reader expected", r4.reset, r4, 42)
+end)
+
+TestBufioWriter.test_writer_reset = T(function()
+    local s1, s2 = sink(), sink()
+    local w = bufio.writer(s1, 10)
+    w:write("lost")
+    w:reset(s2)
+    lu.assertEquals(w:buffered(), 0)
+    w:write("kept")
+    lu.assertTrue(w:flush())
+    lu.assertEquals(s1.writes, {})
+    lu.assertEquals(s2.writes, {"kept"})
+    lu.assertErrorMsgContains("write(data)", w.reset, w, 1)
+end)
+
+-- Found by `make fuzz` (fuzz/bufio.lua): a Lua source that returns more
+-- than it was asked for let a custom split see past max_token and hand
+-- out a token longer than it; the built-in splits said ErrTooLong.
+TestBufioWriter.test_custom_split_never_sees_past_max_token = T(function()
+    local body = rep("x", 300) .. "\nyyyy\n"
+    local function src()
+        return {read = function(self)
+            if self.done then return nil, EOF end
+            self.done = true
+            return body                                  -- all of it, whatever was asked
+        end}
+    end
+    for _, split in ipairs{bufio.scan_lines, function(d, e) return bufio.scan_lines(d, e) end} do
+        local sc = bufio.scanner(src(), {max_token = 16, split = split})
+        lu.assertFalse(sc:scan())
+        lu.assertIs(sc:err(), ErrTooLong)
+    end
+    -- ... and a window of max_token bytes it can advance through (spaces
+    -- between words) is split before reading more: not ErrTooLong
+    body = "a" .. rep(" ", 90) .. "b c"
+    for _, split in ipairs{bufio.scan_words, function(d, e) return bufio.scan_words(d, e) end} do
+        local sc = bufio.scanner(src(), {max_token = 16, split = split})
+        local got = {}
+        while sc:scan() do got[#got + 1] = sc:text() end
+        lu.assertNil(sc:err())
+        lu.assertEquals(got, {"a", "b", "c"})
+    end
+    -- ... and a space cut by the max_token bound is no delimiter, on the C
+    -- path too (Go's ScanWords sees U+3000's first two bytes only)
+    body = rep("w", 22) .. "\u{3000}"
+    for _, split in ipairs{bufio.scan_words, function(d, e) return bufio.scan_words(d, e) end} do
+        local sc = bufio.scanner(src(), {max_token = 24, split = split})
+        lu.assertFalse(sc:scan())
+        lu.assertIs(sc:err(), ErrTooLong)
+    end
+end)
+
 TestBufioWriter.test_writer_over_a_conn = T(function(defer)
     local a, b = pair(defer)
     local w = bufio.writer(a)

@@ -170,9 +170,7 @@ local MESSAGES = {
   {"1..2.3", 'ParseAddr("1..2.3"): IPv4 field must have at least one digit'
      .. ' (at ".2.3")'},
   {"1.2.3.4x", 'ParseAddr("1.2.3.4x"): unexpected character (at "x")'},
-  {"1.2.3.4%eth0",
-   'ParseAddr("1.2.3.4%eth0"): IPv4 addresses cannot have a zone'
-     .. ' (at "%eth0")'},
+  {"1.2.3.4%eth0", 'ParseAddr("1.2.3.4%eth0"): unexpected character (at "%eth0")'},
   {"fe80::1%", 'ParseAddr("fe80::1%"): zone must be a non-empty string'},
   {"1:2:3:4:5:6:7:8:9", 'ParseAddr("1:2:3:4:5:6:7:8:9"): trailing garbage'
      .. ' after address (at "9")'},
@@ -541,7 +539,7 @@ local PREFIX_INVALID = {
   {"010.0.0.0/8", "leading zero"},
   {"10.0.0.0/8/8", "ParseAddr(\"10.0.0.0/8\")"},
   {"fe80::1%eth0/64", "IPv6 zones cannot be present in a prefix"},
-  {"1.2.3.4%eth0/8", "cannot have a zone"},
+  {"1.2.3.4%eth0/8", "unexpected character (at \"%eth0\")"},
 }
 
 function TestPrefix:test_invalid()
@@ -709,6 +707,35 @@ function TestAddrPort:test_from_eq_order()
   lu.assertErrorMsgContains("port out of range",
                             ip.addr_port_from, a, 65536)
   lu.assertErrorMsgContains("port out of range", ip.addr_port_from, a, -1)
+end
+
+-- Issue 15 item 7: Go's Prefix.Compare order (family, then bits, then
+-- address) and AddrPort.Compare.
+function TestPrefix:test_compare_and_order()
+  local pf = ip.prefix
+  local function C(a, b) return pf(a):compare(pf(b)) end
+  lu.assertEquals(C("10.0.0.0/8", "10.0.0.0/8"), 0)
+  lu.assertEquals(C("10.0.0.0/8", "10.0.0.0/16"), -1)     -- shorter first
+  lu.assertEquals(C("10.0.0.0/16", "10.0.0.0/8"), 1)
+  lu.assertEquals(C("10.0.0.0/8", "11.0.0.0/8"), -1)       -- then the address
+  lu.assertEquals(C("255.0.0.0/8", "::/0"), -1)            -- IPv4 before IPv6
+  lu.assertEquals(C("::/0", "0.0.0.0/0"), 1)
+  local list = {pf("::1/128"), pf("10.1.0.0/16"), pf("10.0.0.0/8"), pf("1.0.0.0/8"),
+                pf("10.0.0.0/16"), pf("2001:db8::/32")}
+  table.sort(list)                                         -- __lt
+  local out = {}
+  for i, x in ipairs(list) do out[i] = tostring(x) end
+  lu.assertEquals(out, {"1.0.0.0/8", "10.0.0.0/8", "10.0.0.0/16", "10.1.0.0/16",
+                        "2001:db8::/32", "::1/128"})
+  lu.assertTrue(pf("10.0.0.0/8") <= pf("10.0.0.0/8"))
+  lu.assertErrorMsgContains("coronet.ip.prefix", function() return pf("10.0.0.0/8"):compare(1) end)
+end
+
+function TestAddrPort:test_compare()
+  local ap = ip.addr_port
+  lu.assertEquals(ap("1.2.3.4:80"):compare(ap("1.2.3.4:80")), 0)
+  lu.assertEquals(ap("1.2.3.4:80"):compare(ap("1.2.3.4:81")), -1)
+  lu.assertEquals(ap("[::1]:1"):compare(ap("1.2.3.4:81")), 1)
 end
 
 -- ===== host:port =====

@@ -211,6 +211,43 @@ function TestSchedTopLevel:test_top_level_conn_calls()
     lu.assertEquals(net.debug.stats().tasks, 0)
 end
 
+-- Issue 15 item 4: an error that unwinds the driver of a top-level call
+-- (Ctrl-C's "interrupted!", or a failed task nobody waits for) must not
+-- leave the call's task parked: it would hold the conn ("busy") and later
+-- steal the peer's reply.
+function TestSchedTopLevel:test_interrupted_top_level_call_leaves_no_orphan()
+    H.run_top(function()
+        local ln = assert(net.listen("tcp", "127.0.0.1:0"))
+        local acc = net.go(function() return ln:accept() end)
+        local a = assert(net.dial("tcp", tostring(ln:addr())))
+        local b = assert(acc:wait())
+        ln:close()
+        local ch = net.chan()
+        net.go(function() ch:recv() error("interrupted!") end)  -- unwinds the driver
+        local ok, err = pcall(function()
+            net.go(function() ch:send(1) end)
+            return a:read(10)                   -- top level: drives the loop
+        end)
+        lu.assertFalse(ok)
+        lu.assertStrContains(tostring(err), "interrupted!")
+        lu.assertEquals(b:write("reply"), 5)
+        local d, err2 = a:read(10)
+        lu.assertEquals(d, "reply", "the orphaned read took the reply (" .. tostring(err2) .. ")")
+        -- a Lua-level wait (a channel) is abandoned too: it must not take a value
+        local ch2 = net.chan(1)
+        net.go(function() ch:recv() error("interrupted!") end)
+        ok = pcall(function()
+            net.go(function() ch:send(1) end)
+            return ch2:recv()
+        end)
+        lu.assertFalse(ok)
+        ch2:send("v")
+        lu.assertEquals(ch2:recv(), "v", "the orphaned recv took the value")
+        a:close()
+        b:close()
+    end)
+end
+
 TestSchedDebug = {}
 
 function TestSchedDebug:test_stats_count_tasks_blocked_and_timers()

@@ -989,6 +989,57 @@ TestStreamClose.test_operations_after_close = T(function(defer)
     H.assert_err(f, e, "closed")
 end)
 
+-- Issue 15 item 6: values that don't fit the option's C int (or aren't
+-- finite) are refused with an argument error, never truncated into a
+-- `true` that set nothing (UB in the float->int cast).
+TestStreamClose.test_option_setters_refuse_out_of_range_values = T(function(defer)
+    local c = pair(defer)
+    local bad = {
+        set_keepalive_period = {1e12, 0 / 0, math.huge, -math.huge, 40000},
+        set_linger = {2 ^ 40, 1 << 40},
+        set_read_buffer = {2 ^ 40, 1 << 40, -1},
+        set_write_buffer = {2 ^ 40, 1 << 40, -1},
+    }
+    for m, vals in pairs(bad) do
+        for _, v in ipairs(vals) do
+            local ok, e = pcall(c[m], c, v)
+            lu.assertFalse(ok, m .. "(" .. tostring(v) .. ") was accepted")
+            lu.assertStrContains(tostring(e), "bad argument #1 to '" .. m .. "'")
+        end
+    end
+    -- values in range still work
+    lu.assertTrue(c:set_keepalive_period(30))
+    lu.assertTrue(c:set_keepalive_period(0.2))        -- rounds up to 1 s
+    lu.assertTrue(c:set_linger(5))
+    lu.assertTrue(c:set_read_buffer(65536))
+    local pc = defer(assert(net.listen_packet("udp", "127.0.0.1:0")))
+    for _, m in ipairs{"set_read_buffer", "set_write_buffer"} do
+        for _, v in ipairs{2 ^ 40, 1 << 40, -1} do
+            local ok, e = pcall(pc[m], pc, v)
+            lu.assertFalse(ok, "packet " .. m .. "(" .. tostring(v) .. ") was accepted")
+            lu.assertStrContains(tostring(e), "bad argument #1 to '" .. m .. "'")
+        end
+    end
+    -- the listener's keepalive for accepted conns
+    for _, v in ipairs{1e12, 0 / 0, math.huge} do
+        local ok, e = pcall(net.listen, "tcp", "127.0.0.1:0", {keepalive = v})
+        lu.assertFalse(ok, "listen keepalive " .. tostring(v) .. " was accepted")
+        lu.assertStrContains(tostring(e), "keepalive")
+    end
+end)
+
+-- Issue 15 item 7: argument errors name the method even when Lua can't
+-- (a tail call, a call driven by the scheduler).
+TestStreamClose.test_argument_errors_name_the_method = T(function(defer)
+    local c = pair(defer)
+    local ok, e = pcall(c.read, c, 0)
+    lu.assertFalse(ok)
+    lu.assertStrContains(tostring(e), "bad argument #1 to 'read' (max must be positive)")
+    ok, e = pcall(c.read_full, c, -1)
+    lu.assertFalse(ok)
+    lu.assertStrContains(tostring(e), "bad argument #1 to 'read_full' (negative length)")
+end)
+
 -- ===== concurrency rules =====
 
 TestStreamConcurrency = {}
@@ -1325,6 +1376,30 @@ TestStreamDialOptions.test_deadline_already_past_fails_at_once = T(function(defe
     ln:set_deadline(net.now() + 0.03)
     local s, err2 = ln:accept()
     H.assert_err(s, err2, "timeout")
+end)
+
+TestStreamDialOptions.test_non_positive_timeout_and_deadline_fail_at_once = T(function(defer)
+    -- Go: a negative timeout fails at once; in coronet every bound <= 0 is
+    -- long past (a spent budget), and nil is the only "no bound".
+    local ln = defer(assert(net.listen("tcp", "127.0.0.1:0")))
+    local addr = tostring(ln:addr())
+    for i, opts in ipairs{{timeout = -5}, {timeout = 0}, {deadline = -1}, {deadline = 0},
+                          {timeout = 10, deadline = 0}, {timeout = -1, deadline = net.now() + 10}} do
+        local c, err = net.dial("tcp", addr, opts)
+        if c then c:close() end
+        H.assert_err(c, err, "timeout", "dial options case " .. i)
+        lu.assertTrue(err.timeout)
+    end
+    local pc, perr = net.dial("udp", addr, {timeout = -5})
+    if pc then pc:close() end
+    H.assert_err(pc, perr, "timeout", "udp dial with timeout = -5")
+    -- nothing was connected
+    ln:set_deadline(net.now() + 0.03)
+    local s, err2 = ln:accept()
+    H.assert_err(s, err2, "timeout")
+    -- nil: no bound
+    local c = defer(assert(net.dial("tcp", addr, {timeout = nil, deadline = nil})))
+    lu.assertNotNil(c)
 end)
 
 TestStreamDialOptions.test_local_addr = T(function(defer)

@@ -1,5 +1,5 @@
 #!/bin/sh
-# deps.sh [demo|check|bench|lint] - install the Debian packages coronet needs for
+# deps.sh [demo|check|bench|lint|fuzz] - install the Debian packages coronet needs for
 # that job when they are missing: with apt-get as root, otherwise one clear
 # message naming them. Safe to run again: it installs nothing that is present.
 set -eu
@@ -9,6 +9,7 @@ case $job in
     check) pkgs="$pkgs lua-unit luarocks valgrind socat curl dnsmasq-base redis-server slowhttptest openssl" ;;
     bench) pkgs="$pkgs lua-luv lua-cqueues lua-socket golang-go wrk" ;;
     lint) pkgs="$pkgs lua-check lua-ldoc" ;;
+    fuzz) pkgs="$pkgs clang-14" ;;
 esac
 [ "$job" = check ] && pkgs="$pkgs tmux"   # the REPL's terminal spec (spec/repl_tty_spec.lua)
 missing=""

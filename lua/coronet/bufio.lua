@@ -22,7 +22,14 @@ local function sentinel(code, msg)
 end
 
 --- ErrTooLong: a line or token longer than max_token (Go's bufio.ErrTooLong).
-M.ErrTooLong = sentinel("too_long", "bufio: token too long")
+M.ErrTooLong = sentinel("too_long", "bufio.Scanner: token too long")
+--- ErrShortWrite: a writer took fewer bytes than given and reported no
+-- error (Go's io.ErrShortWrite).
+M.ErrShortWrite = sentinel("short_write", "short write")
+--- ErrInvalidUnreadByte / ErrInvalidUnreadRune: an unread that does not
+-- follow the read it would undo (Go's bufio sentinels).
+M.ErrInvalidUnreadByte = sentinel("invalid_unread_byte", "bufio: invalid use of UnreadByte")
+M.ErrInvalidUnreadRune = sentinel("invalid_unread_rune", "bufio: invalid use of UnreadRune")
 --- ErrNoProgress: a source returned no data and no error 100 times in a row.
 M.ErrNoProgress = sentinel("no_progress", "multiple read calls return no data or error")
 --- ErrFinalToken: a split function returns it to stop after its token.
@@ -64,7 +71,9 @@ function Reader:write_to(dst, ctx)
     return require("coronet.io").copy(dst, self, ctx)
 end
 
-core.bufio_init({too_long = M.ErrTooLong, no_progress = M.ErrNoProgress}, Reader)
+core.bufio_init({too_long = M.ErrTooLong, no_progress = M.ErrNoProgress,
+                 invalid_unread_byte = M.ErrInvalidUnreadByte,
+                 invalid_unread_rune = M.ErrInvalidUnreadRune}, Reader)
 
 local function reader_opts(size, what)
     local max = DEFAULT_MAX
@@ -210,7 +219,7 @@ function M.scanner(r, opts)
     local max = opts.max_token or DEFAULT_MAX
     local size = max < DEFAULT_SIZE and max or DEFAULT_SIZE
     return setmetatable({_rd = newreader(r, size, max), _kind = BUILTIN[split], _split = split,
-                         _empties = 0}, Scanner)
+                         _empties = 0, _max = max}, Scanner)
 end
 
 local function stop(sc, err)
@@ -234,15 +243,19 @@ local function got(sc, adv, tok)
 end
 
 -- A custom split function: call it on the buffered bytes, read more
--- when it asks for more.
+-- when it asks for more. It sees at most max_token bytes, as Go's does
+-- (its buffer holds no more), even when a Lua source returned more than
+-- it was asked for: a token that does not fit is ErrTooLong on every path.
 local function scan_custom(sc, ctx)
-    local rd, split = sc._rd, sc._split
+    local rd, split, max = sc._rd, sc._split, sc._max
     while true do
         local n = rd:buffered()
         local more = true                -- read more before calling split again
+        local full = n >= max
+        if full then n = max end
         if n > 0 or sc._eof then
             local data = n > 0 and rd:peek(n) or ""
-            local adv, tok, err = split(data, sc._eof == true)
+            local adv, tok, err = split(data, sc._eof == true and not full)
             adv = adv or 0
             if err == M.ErrFinalToken then
                 sc._done = true
@@ -256,8 +269,9 @@ local function scan_custom(sc, ctx)
             if tok ~= nil then return got(sc, adv, tok) end
             if sc._eof and adv == 0 then return stop(sc, nil) end
             more = not sc._eof and (adv == 0 or adv == n)
+            if full and adv == 0 then return stop(sc, M.ErrTooLong) end
         end
-        if more then
+        if more and rd:buffered() < max then    -- (a full window is split first)
             local ok, ferr = rd:_fill(ctx)
             if not ok then
                 if ferr ~= EOF then return stop(sc, ferr) end
@@ -328,21 +342,37 @@ local function wwrite(w, data, ctx)
     return w:write(data)
 end
 
+-- wwrite_all(w, data, ctx) -> true | nil, err, written: one write of
+-- data; a count below #data with no error is ErrShortWrite. The sink's
+-- contract: the count it wrote, or any other true value (a Lua file
+-- returns itself) for all of it; or nil, err [, written].
+local function wwrite_all(w, data, ctx)
+    local ok, err, done = wwrite(w, data, ctx)
+    if ok then
+        if type(ok) == "number" and ok < #data then
+            return nil, M.ErrShortWrite, ok > 0 and ok or 0
+        end
+        return true
+    end
+    if is_file(w) then done = nil end             -- a file's third value is errno
+    return nil, err, type(done) == "number" and done > 0 and done or 0
+end
+
 --- writer:flush([ctx]) -> true | nil, err: write out the buffered bytes.
 -- On a failure what was not written stays buffered (a later flush
--- retries), and err comes from the underlying write.
+-- retries), and err comes from the underlying write; a write that took
+-- fewer bytes without an error is ErrShortWrite.
 function Writer:flush(ctx)
     if self._n == 0 then return true end
     local parts, np = self._parts, self._np
     local data = np == 1 and parts[1] or concat(parts, "", 1, np)
     for i = 1, np do parts[i] = nil end
-    local ok, err, done = wwrite(self._w, data, ctx)
+    local ok, err, done = wwrite_all(self._w, data, ctx)
     if ok then
         self._n, self._np = 0, 0
         return true
     end
-    if is_file(self._w) then done = nil end       -- a file's third value is errno
-    local rest = type(done) == "number" and done > 0 and data:sub(done + 1) or data
+    local rest = done > 0 and data:sub(done + 1) or data
     parts[1], self._np, self._n = rest, 1, #rest
     return nil, err
 end
@@ -371,12 +401,23 @@ function Writer:write(data, ctx)
         if not ok then return nil, err, 0 end
     end
     if len >= self._size then
-        local ok, err, done = wwrite(self._w, data, ctx)
-        if not ok then return nil, err, not is_file(self._w) and tonumber(done) or 0 end
+        local ok, err, done = wwrite_all(self._w, data, ctx)
+        if not ok then return nil, err, done end
         return len
     end
     self._parts[1], self._np, self._n = data, 1, len
     return len
+end
+
+--- writer:reset(w): drop what is buffered (unflushed bytes are lost)
+-- and write to w from now on (Go's Writer.Reset); the size stays.
+function Writer:reset(w)
+    local t = type(w)
+    if (t ~= "table" and t ~= "userdata") or w.write == nil then
+        error("bad argument #1 to 'reset' (a conn or an object with write(data) expected)", 2)
+    end
+    for i = 1, self._np do self._parts[i] = nil end
+    self._w, self._n, self._np = w, 0, 0
 end
 
 --- writer:buffered() -> bytes waiting for a flush.

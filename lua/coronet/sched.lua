@@ -70,6 +70,7 @@ function M.go(fn, ...)
     local co = cocreate(function()
         local args = t.args
         t.args = nil
+        if t.abandoned then return finish(t, false, "coronet: abandoned before it ran") end
         return finish(t, xpcall(fn, handler, unpack(args, 1, args.n)))
     end)
     t.co = co
@@ -125,7 +126,7 @@ function M.cancel_err(r, ctx)
     local e = ctx and ctx:err()
     if e then return e end
     local t = by_co[corunning()]
-    if t and t.canceled then
+    if t and (t.canceled or t.abandoned) then       -- task:cancel(), or its driver unwound
         ErrCanceled = ErrCanceled or require("coronet.errors").ErrCanceled
         return ErrCanceled
     end
@@ -141,7 +142,10 @@ end
 ---------------------------------------------------------------------------
 -- Driving the loop
 ---------------------------------------------------------------------------
+local ready_hi = 0                            -- entries of ready handed out last turn
+
 local function run_ready(n)
+    ready_hi = n
     for i = 1, n do
         local co = ready[i]
         ready[i] = nil
@@ -176,6 +180,55 @@ local function drive(t)
     if not ok then error(err, 0) end
 end
 
+-- abandon(t): the driver of t (a task made for a top-level call) unwound
+-- with an error (Ctrl-C's "interrupted!", a failed task nobody waits
+-- for): nobody will take t's results, so t must stop waiting instead of
+-- holding a handle slot ("busy") and later taking data meant for the next
+-- call. t is woken with WAKE.canceled and the loop turns (without
+-- waiting, at most 100 times) until t has ended: C calls fail with
+-- ErrCanceled and release their slot; Lua-level waits (channels, select,
+-- sleep, wait) give up and unlink when M.abandoned() says so. A t that
+-- never ran does not run its function. Other ready tasks run in those
+-- turns too, as in any loop turn.
+local function abandon(t)
+    if t.done then return end
+    t.abandoned = true
+    core.cancel(t.w)                          -- its later C waits fail at once too
+    running = true
+    core.set_running(true)
+    pcall(function()
+        local left = {}                       -- handed out but not resumed: an
+        for i = 1, ready_hi do                -- error unwound run_ready mid-way
+            if ready[i] then left[#left + 1] = ready[i]; ready[i] = nil end
+        end
+        for i = 1, #left do ready[i] = left[i] end
+        run_ready(#left)
+        for _ = 1, 100 do                     -- a few turns, never waiting
+            if t.done then break end
+            cwake(t.w, WAKE.canceled)
+            run_ready((poll(false, ready)))
+        end
+    end)
+    running = false
+    core.set_running(false)
+end
+
+--- abandoned: whether the running task was abandoned by its driver
+-- (see abandon); a Lua-level wait woken with WAKE.canceled and no ctx
+-- then gives up.
+function M.abandoned()
+    local t = by_co[corunning()]
+    return t ~= nil and t.abandoned == true
+end
+
+local function drive_or_abandon(t)
+    local ok, err = pcall(drive, t)
+    if not ok then
+        abandon(t)
+        error(err, 0)
+    end
+end
+
 local function results(t)
     if t.ok then return unpack(t.results, 1, t.results.n) end
     return nil, t.err
@@ -190,7 +243,7 @@ function M.run(fn, ...)
     if running then error("coronet: net.run inside a running loop", 2) end
     local t = M.go(fn, ...)
     t.observed = true
-    drive(t)
+    drive(t)         -- an error leaves fn's task running: it is a program, not one call
     if not t.ok then error(t.traceback or t.err, 0) end
     return unpack(t.results, 1, t.results.n)
 end
@@ -204,7 +257,7 @@ function M.block(fn, ...)
     end
     local t = M.go(fn, ...)
     t.observed = true
-    drive(t)
+    drive_or_abandon(t)
     if not t.ok then error(t.err, 0) end
     return unpack(t.results, 1, t.results.n)
 end

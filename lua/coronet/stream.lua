@@ -178,10 +178,14 @@ function M.dialer(opts)
     return new_config(opts, DIAL_OPTS, "dialer", Dialer)
 end
 
-local function dial_deadline(d)  -- the earlier of deadline and now + timeout; 0: none
+-- The earlier of deadline and now + timeout; 0 when both are nil (no
+-- bound). A bound <= 0 (a spent budget, Go's negative timeout) is long
+-- past, as for every other deadline: a tiny positive time, never 0.
+local function dial_deadline(d)
     local dl = d.deadline
-    if d.timeout and d.timeout > 0 then
-        local t = now() + d.timeout
+    if dl and dl <= 0 then dl = 1e-9 end
+    if d.timeout then
+        local t = d.timeout > 0 and now() + d.timeout or 1e-9
         if not dl or t < dl then dl = t end
     end
     return dl or 0
@@ -361,8 +365,11 @@ end
 function Dialer:dial(network, address, ctx)
     if not sched.current() then return sched.block(Dialer.dial, self, network, address, ctx) end
     if ctx and ctx:err() then return ctx_fail("dial", network, address, ctx) end
-    if PACKET[network] then return require("coronet.packet").dial(self, network, address, ctx) end
     local deadline = dial_deadline(self)
+    if deadline > 0 and deadline <= now() then
+        return nil, errors.new{op = "dial", net = network, addr = address, err = errors.ErrDeadlineExceeded}
+    end
+    if PACKET[network] then return require("coronet.packet").dial(self, network, address, ctx) end
     local tg, err = target("dial", network, address, false, self.resolver, deadline, ctx)
     if not tg then return nil, err end
     if tg.path then return dial_one(self, tg, nil, deadline, ctx) end
