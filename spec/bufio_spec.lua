@@ -860,14 +860,14 @@ TestBufioWriter.test_err_too_long_text_is_gos = T(function()
 end)
 
 TestBufioWriter.test_reader_bytes_runes_unread_and_reset = T(function()
-    local function src(s)
+    local function one_shot(s)
         return {read = function(self)
             if self.done then return nil, EOF end
             self.done = true
             return s
         end}
     end
-    local r = bufio.reader(src("aé€x"))
+    local r = bufio.reader(one_shot("aé€x"))
     lu.assertEquals(r:read_byte(), 97)
     lu.assertTrue(r:unread_byte())
     lu.assertEquals(r:read_byte(), 97)
@@ -889,14 +889,14 @@ TestBufioWriter.test_reader_bytes_runes_unread_and_reset = T(function()
     lu.assertIs(e, EOF)
     lu.assertTrue(r:unread_byte() == nil)                -- EOF read nothing to unread
     -- an invalid byte is U+FFFD of size 1, as Go
-    local r2 = bufio.reader(src("\xff\xc3"))
+    local r2 = bufio.reader(one_shot("\xff\xc3"))
     lu.assertEquals({r2:read_rune()}, {0xFFFD, 1})
     lu.assertEquals({r2:read_rune()}, {0xFFFD, 1})        -- a truncated sequence at EOF
     local _, e2 = r2:unread_byte()
     lu.assertNil(e2)                                     -- unread_byte after read_rune: fine
     lu.assertEquals(r2:read_byte(), 0xC3)
     -- unread_byte right after a fresh read, when the buffer was emptied
-    local r3 = bufio.reader(src("z"))
+    local r3 = bufio.reader(one_shot("z"))
     lu.assertEquals(r3:read_byte(), 122)
     lu.assertTrue(r3:unread_byte())
     lu.assertEquals(r3:read(10), "z")
@@ -904,9 +904,9 @@ TestBufioWriter.test_reader_bytes_runes_unread_and_reset = T(function()
     lu.assertIs(e3, bufio.ErrInvalidUnreadByte)
     lu.assertEquals(tostring(e3), "bufio: invalid use of UnreadByte")
     -- reset: drop the buffer, read from another source
-    local r4 = bufio.reader(src("first line\nrest"))
+    local r4 = bufio.reader(one_shot("first line\nrest"))
     lu.assertEquals(r4:read_line(), "first line")
-    r4:reset(src("other\n"))
+    r4:reset(one_shot("other\n"))
     lu.assertEquals(r4:buffered(), 0)
     lu.assertEquals(r4:read_line(), "other")
     lu.assertIs(select(2, r4:read_line()), EOF)
@@ -931,7 +931,7 @@ end)
 -- out a token longer than it; the built-in splits said ErrTooLong.
 TestBufioWriter.test_custom_split_never_sees_past_max_token = T(function()
     local body = rep("x", 300) .. "\nyyyy\n"
-    local function src()
+    local function over_delivering()
         return {read = function(self)
             if self.done then return nil, EOF end
             self.done = true
@@ -939,7 +939,7 @@ TestBufioWriter.test_custom_split_never_sees_past_max_token = T(function()
         end}
     end
     for _, split in ipairs{bufio.scan_lines, function(d, e) return bufio.scan_lines(d, e) end} do
-        local sc = bufio.scanner(src(), {max_token = 16, split = split})
+        local sc = bufio.scanner(over_delivering(), {max_token = 16, split = split})
         lu.assertFalse(sc:scan())
         lu.assertIs(sc:err(), ErrTooLong)
     end
@@ -947,7 +947,7 @@ TestBufioWriter.test_custom_split_never_sees_past_max_token = T(function()
     -- between words) is split before reading more: not ErrTooLong
     body = "a" .. rep(" ", 90) .. "b c"
     for _, split in ipairs{bufio.scan_words, function(d, e) return bufio.scan_words(d, e) end} do
-        local sc = bufio.scanner(src(), {max_token = 16, split = split})
+        local sc = bufio.scanner(over_delivering(), {max_token = 16, split = split})
         local got = {}
         while sc:scan() do got[#got + 1] = sc:text() end
         lu.assertNil(sc:err())
@@ -957,7 +957,7 @@ TestBufioWriter.test_custom_split_never_sees_past_max_token = T(function()
     -- path too (Go's ScanWords sees U+3000's first two bytes only)
     body = rep("w", 22) .. "\u{3000}"
     for _, split in ipairs{bufio.scan_words, function(d, e) return bufio.scan_words(d, e) end} do
-        local sc = bufio.scanner(src(), {max_token = 24, split = split})
+        local sc = bufio.scanner(over_delivering(), {max_token = 24, split = split})
         lu.assertFalse(sc:scan())
         lu.assertIs(sc:err(), ErrTooLong)
     end

@@ -1256,14 +1256,14 @@ end
 -- (which must fail with ErrCanceled); one cancel; returns the CPU time
 -- from cancel() until the last of them has run, and checks the loop is
 -- back to its baseline.
-local function park_many(kind, fn, N)
-    N = N or 10000
+local function park_many(kind, fn, count)
+    local n = count or N
     collectgarbage()
     local s0 = net.debug.stats()
     local ctx, cancel = context.with_cancel(bg())
-    local left, bad = N, 0
+    local left, bad = n, 0
     local all = net.chan()
-    for _ = 1, N do
+    for _ = 1, n do
         net.go(function()
             local err = fn(ctx)
             if not errors.is(err, net.ErrCanceled) then bad = bad + 1 end
@@ -1271,8 +1271,8 @@ local function park_many(kind, fn, N)
             if left == 0 then all:close() end
         end)
     end
-    while blocked(kind) < s0.blocked[kind] + N do net.yield() end
-    lu.assertEquals(waiters(ctx), N)
+    while blocked(kind) < s0.blocked[kind] + n do net.yield() end
+    lu.assertEquals(waiters(ctx), n)
     local t0 = os.clock()   -- CPU time: the cost of the work, not of other load
     cancel()
     all:recv()
