@@ -72,7 +72,8 @@ int conn_failx(lua_State *L, conn *c, const char *op, const char *sys, int cause
     operr e = {op, sock_netnames[c->net], src[0] ? src : NULL, dst[0] ? dst : NULL, sys, NULL,
                ctxidx};
     if (tls_in_handshake(c) && cause != ERR_BUSY && (op[0] == 'r' || op[0] == 'w')) {
-        tls_failed(c, cause);            /* a read or write ran the handshake: Go's error sticks */
+        /* a read or write ran the handshake: Go's error sticks */
+        tls_failed(c, cause == ERR_CTX ? ctx_cause(L, ctxidx) : cause);
         e.op = "handshake";
     }
     if (cause == ERR_TLS) return errors_fail_tls(L, &e, tls_error_code(c), tls_error_msg(c));
@@ -193,8 +194,9 @@ static int conn_read_full(lua_State *L) {
 static int conn_read_full_fail(lua_State *L, conn *c, const char *sys, int cause, size_t got) {
     const char *buf = lua_touserdata(L, 4);
     lua_pushnil(L);
-    if (cause == ERR_EOF && !(c->tls && tls_in_handshake(c))) {
-        errors_push_sentinel(L, got ? ERR_UNEXPECTED_EOF : ERR_EOF);
+    if ((cause == ERR_EOF || cause == ERR_UNEXPECTED_EOF) && !tls_in_handshake(c)) {
+        /* bare sentinels, as read(); a TLS FIN mid-record is unexpected even at 0 */
+        errors_push_sentinel(L, got || cause == ERR_UNEXPECTED_EOF ? ERR_UNEXPECTED_EOF : ERR_EOF);
     } else {
         conn_failx(L, c, "read", sys, cause, lua_isnil(L, 3) ? 0 : 3);
         lua_remove(L, -2);                       /* its nil */
@@ -375,7 +377,7 @@ static int conn_write_k(lua_State *L, int status, lua_KContext kctx) {
         return task_park_ctx(L, t, &c->h.wr, c->h.wrl, PARK_WRITE, ctxidx, (lua_KContext)done,
                              conn_write_k);
     }
-    if (cause && c->tls) tls_gave_up(c, cause);
+    if (cause && c->tls) tls_gave_up(c, cause == ERR_CTX ? ctx_cause(L, ctxidx) : cause);
     if (held) conn_write_unlock(c);
     if (r) return conn_write_fail(L, c, "write", r, done);
     if (cause) return conn_write_fail(L, c, NULL, cause, done);
@@ -467,21 +469,26 @@ static int conn_ok(lua_State *L) {
     return 1;
 }
 
+/* conn_release: the one close routine: wake queued writers, end a TLS
+ * layer (close_notify if it can go without waiting), close the handle
+ * (which wakes the parked reader and writer). 0, or -1 if already closed. */
+static int conn_release(conn *c) {
+    waitq_wake_all(&c->wq, WAKE_CLOSED);
+    if (c->tls && c->h.fd >= 0) tls_close(c);
+    return handle_close(&c->h);
+}
+
 /* conn:close() -> true | nil, ErrClosed: wakes parked readers/writers; a
  * TLS conn first sends close_notify if it can without waiting. */
 static int conn_close(lua_State *L) {
     conn *c = conn_check(L);
-    waitq_wake_all(&c->wq, WAKE_CLOSED);
-    if (c->tls && c->h.fd >= 0) tls_close(c);
-    if (handle_close(&c->h) < 0) return conn_fail(L, c, "close", NULL, ERR_CLOSED);
+    if (conn_release(c) < 0) return conn_fail(L, c, "close", NULL, ERR_CLOSED);
     return conn_ok(L);
 }
 
 static int conn_gc(lua_State *L) {
     conn *c = conn_check(L);
-    waitq_wake_all(&c->wq, WAKE_CLOSED);
-    if (c->tls && c->h.fd >= 0) tls_close(c);
-    handle_close(&c->h);
+    conn_release(c);
     if (c->tls) tls_free(c);
     return 0;
 }
@@ -520,9 +527,9 @@ static int conn_deadline(lua_State *L, int rd, int wr) {
     conn *c = conn_check(L);
     double t = handle_deadline_arg(L, 2);
     if (c->h.fd < 0) return conn_fail(L, c, "set", NULL, ERR_CLOSED);
-    handle_set_deadline(&c->h, rd, wr, t);
+    if (c->tls) tls_set_deadline(c, rd, wr, t);  /* by each parked task's role, not its slot */
+    else handle_set_deadline(&c->h, rd, wr, t);
     if (wr) waitq_set_deadline(&c->wq, t);
-    if (c->tls) tls_set_deadline(c, rd, wr, t);
     return conn_ok(L);
 }
 

@@ -36,14 +36,14 @@ int conn_attach(lua_State *L, conn *c, int fd, const struct sockaddr_storage *pe
  * parks outside conn_write (io.copy), after setting c->wlocked itself. */
 void conn_write_unlock(conn *c);
 
-/* conn_check: the conn (plain or TLS) at idx, or raise. */
+/* conn_check_at: the conn (plain or TLS) at idx, or raise. */
 conn *conn_check_at(lua_State *L, int idx);
 
 /* conn_register_class: register metatable mt with every conn method and
  * metamethod plus extra (may be NULL): a TLS conn is a conn. */
 void conn_register_class(lua_State *L, const char *mt, const luaL_Reg *extra);
 
-/* conn_fail: push nil and an error for op on c (source and addr from c);
+/* conn_failx: push nil and an error for op on c (source and addr from c);
  * ctxidx locates the net.context an ERR_CTX cause wraps. Returns 2. */
 int conn_failx(lua_State *L, conn *c, const char *op, const char *sys, int cause, int ctxidx);
 

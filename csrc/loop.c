@@ -244,6 +244,20 @@ void ctx_push_err(lua_State *L, int idx) {
     ctx_call(L, CTX_ERR, idx);
 }
 
+int ctx_cause(lua_State *L, int idx) {
+    int timeout = 0;
+    if (idx) {
+        ctx_call(L, CTX_ERR, idx);
+        if (lua_istable(L, -1)) {
+            lua_getfield(L, -1, "timeout");
+            timeout = lua_toboolean(L, -1);
+            lua_pop(L, 1);
+        }
+        lua_pop(L, 1);
+    }
+    return timeout ? ERR_TIMEOUT : ERR_CANCELED;
+}
+
 int task_park_ctx(lua_State *L, task *t, task **slot, double deadline, int kind,
                   int ctxidx, lua_KContext kctx, lua_KFunction k) {
     if (!lua_isyieldable(L)) return task_park(L, t, slot, deadline, kind, kctx, k); /* raises */

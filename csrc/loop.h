@@ -157,6 +157,11 @@ int task_unpark_ctx(lua_State *L, task *t, int ctxidx);
  * ctx at ctxidx ended). Leaves the ctx. status is the continuation's. */
 int task_resume_cause(lua_State *L, task *t, int status, int ctxidx);
 
+/* ctx_cause: for a call ended by the net.context at idx, the cause to
+ * remember (a sticky failure): ERR_TIMEOUT for a ctx deadline, else
+ * ERR_CANCELED. */
+int ctx_cause(lua_State *L, int idx);
+
 /* ctx_push_err: push ctx:err() for the net.context at idx. */
 void ctx_push_err(lua_State *L, int idx);
 

@@ -27,10 +27,12 @@ typedef struct tls_state {
     int sticky_rd;       /* a read outcome that repeats (EOF, reset, ...); 0 none */
     int sticky_wr;       /* a write failure that repeats; 0 none */
     int hs_cause;        /* the handshake's failure, which every call repeats; 0 none */
+    int fatal_cause;     /* the failure that made the SSL unusable (fatal); 0 none */
     long verr;           /* the first certificate verification error seen */
     waitq xq;            /* tasks waiting until the holder of a slot they need has run */
     uint8_t server, hs_done, eof_seen, reading, shut_sent, fatal;
     uint8_t wpending;    /* SSL_write wanted I/O: a record is half sent, retry the same bytes */
+    uint8_t hs_started;  /* a handshake step ran (before it nothing can stick) */
     char *name;          /* client: the server name verified and sent (SNI) */
     char code[40];       /* the last ERR_TLS failure: stable code ... */
     char msg[384];       /* ... and message */
@@ -39,6 +41,7 @@ typedef struct tls_state {
 /* ---- the BIO: plain syscalls on the conn's non-blocking socket ------- */
 
 static BIO_METHOD *tls_bio_meth;
+static int tls_bio_states;       /* Lua states that opened the TLS layer (tls_open) */
 
 static int tls_bio_write(BIO *b, const char *buf, int len) {
     tls_state *s = BIO_get_data(b);
@@ -198,19 +201,31 @@ static int tls_queue_error(tls_state *s) {
 /* The cause of a failed SSL call (ret its return value): TLS_WANT_* to
  * wait, or a failure (which makes the SSL unusable: s->fatal). */
 static int tls_cause(tls_state *s, int ret) {
+    int cause;
     switch (SSL_get_error(s->ssl, ret)) {
     case SSL_ERROR_WANT_READ: return TLS_WANT_IN;
     case SSL_ERROR_WANT_WRITE: return TLS_WANT_OUT;
     case SSL_ERROR_ZERO_RETURN: return ERR_EOF;          /* close_notify */
     case SSL_ERROR_SYSCALL:
-        s->fatal = 1;
         ERR_clear_error();
-        if (s->sys_errno) return s->sys_errno;            /* ECONNRESET, EPIPE, ... */
-        return s->eof_seen ? ERR_UNEXPECTED_EOF : EIO;
+        if (s->sys_errno) cause = s->sys_errno;           /* ECONNRESET, EPIPE, ... */
+        else cause = s->eof_seen ? ERR_UNEXPECTED_EOF : EIO;
+        break;
     default:
-        s->fatal = 1;
-        return tls_queue_error(s);
+        cause = tls_queue_error(s);
     }
+    s->fatal = 1;
+    if (!s->fatal_cause) s->fatal_cause = cause;
+    return cause;
+}
+
+/* The failure a call in the other direction reports once the SSL is
+ * unusable: the fatal cause itself; for a write after the peer's FIN,
+ * EPIPE (there is nobody to write to). 0 while the SSL is fine. */
+static int tls_fatal_for(tls_state *s, int writing) {
+    int c = s->fatal ? s->fatal_cause : 0;
+    if (writing && (c == ERR_EOF || c == ERR_UNEXPECTED_EOF)) return EPIPE;
+    return c;
 }
 
 /* Record the first verification failure, and for a name mismatch the
@@ -220,6 +235,7 @@ static int tls_verify_cb(int ok, X509_STORE_CTX *xs) {
     tls_state *s = ssl ? SSL_get_app_data(ssl) : NULL;
     if (!s) return ok;
     int err = X509_STORE_CTX_get_error(xs);
+    ERR_set_mark();                      /* what our calls queue must not fail the handshake */
     if (!ok && !s->verr) {
         s->verr = err;
         s->msg[0] = 0;
@@ -243,6 +259,7 @@ static int tls_verify_cb(int ok, X509_STORE_CTX *xs) {
             GENERAL_NAMES_free(gens);
         }
     }
+    ERR_pop_to_mark();
     if (s->server) {                 /* client_auth request/require: any cert will do */
         tls_ctxdata *d = tlscfg_data(SSL_get_SSL_CTX(ssl));
         if (d && (d->client_auth == TLS_AUTH_REQUEST || d->client_auth == TLS_AUTH_REQUIRE)) return 1;
@@ -257,7 +274,7 @@ static tls_state *tls_of(const conn *c) {
 }
 
 int tls_in_handshake(const conn *c) {
-    return c->tls && !c->tls->hs_done;
+    return c->tls && c->tls->hs_started && !c->tls->hs_done;
 }
 
 int tls_reader_busy(const conn *c) {
@@ -274,13 +291,12 @@ const char *tls_error_msg(const conn *c) {
 
 void tls_failed(conn *c, int cause) {
     tls_state *s = tls_of(c);
-    if (s && !s->hs_done && !s->hs_cause) s->hs_cause = cause == ERR_CTX ? ERR_CANCELED : cause;
+    if (s && !s->hs_done && !s->hs_cause) s->hs_cause = cause;
 }
 
 void tls_gave_up(conn *c, int cause) {
     tls_state *s = tls_of(c);
-    if (s && s->wpending && !s->sticky_wr && cause != ERR_CLOSED)
-        s->sticky_wr = cause == ERR_CTX ? ERR_CANCELED : cause;
+    if (s && s->wpending && !s->sticky_wr && cause != ERR_CLOSED) s->sticky_wr = cause;
 }
 
 /* A client's TLS 1.2 session resumed: put it back in the cache, since no
@@ -295,6 +311,7 @@ static void tls_keep_session(tls_state *s) {
 
 /* One step of the handshake: 0 when it is complete, else -1 and *cause. */
 static int tls_handshake_step(tls_state *s, int *cause) {
+    s->hs_started = 1;
     s->sys_errno = 0;
     ERR_clear_error();
     int r = SSL_do_handshake(s->ssl);
@@ -320,7 +337,7 @@ static int tls_ready(tls_state *s, int sticky, int *cause) {
 ssize_t tls_read(conn *c, char *buf, size_t len, int *cause) {
     tls_state *s = tls_of(c);
     size_t n = 0, got = 0;
-    if (tls_ready(s, s->sticky_rd, cause) < 0) return -1;
+    if (tls_ready(s, s->sticky_rd ? s->sticky_rd : tls_fatal_for(s, 0), cause) < 0) return -1;
     if (len > INT_MAX) len = INT_MAX;
     s->sys_errno = 0;
     ERR_clear_error();
@@ -349,7 +366,7 @@ ssize_t tls_write(conn *c, const char *buf, size_t len, int *cause) {
         *cause = tls_set_error(s, "shutdown", "tls: protocol is shutdown (close_write was called)");
         return -1;
     }
-    if (tls_ready(s, s->sticky_wr, cause) < 0) return -1;
+    if (tls_ready(s, s->sticky_wr ? s->sticky_wr : tls_fatal_for(s, 1), cause) < 0) return -1;
     if (len > INT_MAX) len = INT_MAX;
     s->sys_errno = 0;
     ERR_clear_error();
@@ -386,9 +403,18 @@ void tls_resumed(conn *c, task *t, int role) {
     else waitq_remove(&s->xq, t);
 }
 
+/* A task's park kind says whose deadline bounds it (tls_park): a reader
+ * parked in the write slot still answers to the read deadline. */
+static void tls_rearm(task *w, int rd, int wr, double t) {
+    if (w && ((rd && w->kind == PARK_READ) || (wr && w->kind == PARK_WRITE))) task_set_deadline(w, t);
+}
+
 void tls_set_deadline(conn *c, int rd, int wr, double t) {
-    for (task *w = c->tls->xq.head; w; w = w->qnext)
-        if ((rd && w->kind == PARK_READ) || (wr && w->kind == PARK_WRITE)) task_set_deadline(w, t);
+    if (rd) c->h.rdl = t;
+    if (wr) c->h.wrl = t;
+    tls_rearm(c->h.rd, rd, wr, t);
+    tls_rearm(c->h.wr, rd, wr, t);
+    for (task *w = c->tls->xq.head; w; w = w->qnext) tls_rearm(w, rd, wr, t);
 }
 
 void tls_close(conn *c) {
@@ -470,7 +496,7 @@ static int tls_handshake_k(lua_State *L, int status, lua_KContext kctx) {
         }
         return tls_park(L, c, t, cause, TLS_ROLE_HANDSHAKE, ctxidx, kctx, tls_handshake_k);
     }
-    if (c->tls) tls_failed(c, cause);
+    if (c->tls) tls_failed(c, cause == ERR_CTX ? ctx_cause(L, ctxidx) : cause);
     return conn_failx(L, c, "handshake", cause > 0 ? "read" : NULL, cause, ctxidx);
 }
 
@@ -485,6 +511,8 @@ int tls_close_write(lua_State *L) {
         return conn_failx(L, c, "close", NULL, ERR_TLS, 0);
     }
     if (c->wlocked) return conn_failx(L, c, "close", NULL, ERR_BUSY, 0);
+    int broken = s->sticky_wr ? s->sticky_wr : tls_fatal_for(s, 1);
+    if (broken) return conn_failx(L, c, "close", NULL, broken, 0); /* no alert after a failure */
     if (s->shut_sent) {
         lua_pushboolean(L, 1);
         return 1;
@@ -815,13 +843,16 @@ static const luaL_Reg tls_funcs[] = {
     {NULL, NULL}
 };
 
-/* Frees the BIO method when the Lua state closes. Registered before any
- * TLS conn exists, so it is finalised after all of them (Lua finalises in
- * reverse order), when no BIO uses the method any more. */
+/* Frees the BIO method when the last Lua state using it closes (several
+ * states may share this library). Registered before any TLS conn of its
+ * state exists, so it is finalised after all of them (Lua finalises in
+ * reverse order), when none of its BIOs uses the method any more. */
 static int tls_unload(lua_State *L) {
     (void)L;
-    BIO_meth_free(tls_bio_meth);
-    tls_bio_meth = NULL;
+    if (--tls_bio_states == 0) {
+        BIO_meth_free(tls_bio_meth);
+        tls_bio_meth = NULL;
+    }
     return 0;
 }
 
@@ -838,6 +869,7 @@ int tls_open(lua_State *L) {
         lua_setfield(L, -2, "__gc");
         lua_setmetatable(L, -2);
         lua_rawsetp(L, LUA_REGISTRYINDEX, &TLS_UNLOAD_KEY);
+        tls_bio_states++;
     }
     lua_pop(L, 1);
     conn_register_class(L, TLSCONN_MT, tls_methods);

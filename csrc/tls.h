@@ -41,20 +41,22 @@ int tls_park(lua_State *L, conn *c, task *t, int want, int role, int ctxidx,
  * slot, lets the tasks waiting behind it try again. No-op on plain conns. */
 void tls_resumed(conn *c, task *t, int role);
 
-/* tls_gave_up: a write ended with cause (deadline, ctx) while OpenSSL held
+/* tls_gave_up: a write ended with cause (deadline, ctx: never ERR_CTX,
+ * resolve it with ctx_cause) while OpenSSL held
  * a half-sent record: later writes fail with it, as Go's (no other bytes
  * may follow a half-sent record). No-op otherwise. */
 void tls_gave_up(conn *c, int cause);
 
-/* tls_failed: an operation before the handshake completed failed with
- * cause: it sticks, and every later operation fails the same way (Go). */
+/* tls_failed: an operation failed with cause (never ERR_CTX: resolve it
+ * with ctx_cause) while the handshake was under way: it sticks, and every
+ * later operation fails the same way (Go). */
 void tls_failed(conn *c, int cause);
 
 /* tls_reader_busy: whether a read is in progress on c (parked anywhere). */
 int tls_reader_busy(const conn *c);
 
-/* tls_in_handshake: whether the handshake has not completed (errors are
- * then reported with op "handshake"). */
+/* tls_in_handshake: whether a handshake step has run and the handshake has
+ * not completed (errors are then reported with op "handshake"). */
 int tls_in_handshake(const conn *c);
 
 /* tls_error_code / tls_error_msg: the stable code and the message of the
@@ -62,8 +64,10 @@ int tls_in_handshake(const conn *c);
 const char *tls_error_code(const conn *c);
 const char *tls_error_msg(const conn *c);
 
-/* tls_set_deadline: move the deadline of tasks waiting behind the other
- * role (see tls_park) as handle_set_deadline does for the slots. */
+/* tls_set_deadline: handle_set_deadline for a TLS conn: sets the read
+ * and/or write deadline and re-arms every parked task (slots and the
+ * queue behind them) by its role, since a role may park in the other
+ * role's slot (tls_park). */
 void tls_set_deadline(conn *c, int rd, int wr, double t);
 
 /* tls_close: send close_notify when that is safe (one try, no wait), wake

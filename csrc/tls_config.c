@@ -4,7 +4,9 @@
  * it (tls_config.h). Build a config once and share it: loading the system
  * CA store alone takes tens of milliseconds. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
@@ -133,6 +135,7 @@ static int tlscfg_servername(SSL *ssl, int *alert, void *arg) {
     tls_ctxdata *d = tlscfg_data(SSL_get_SSL_CTX(ssl));
     const char *name = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
     if (!d || !name) return SSL_TLSEXT_ERR_OK;
+    ERR_set_mark();                      /* what our calls queue must not fail the handshake */
     for (int i = 0; i < d->npairs; i++) {
         if (X509_check_host(d->pairs[i].cert, name, strlen(name), 0, NULL) == 1) {
             if (i > 0) SSL_use_cert_and_key(ssl, d->pairs[i].cert, d->pairs[i].key,
@@ -140,11 +143,13 @@ static int tlscfg_servername(SSL *ssl, int *alert, void *arg) {
             break;
         }
     }
+    ERR_pop_to_mark();
     return SSL_TLSEXT_ERR_OK;
 }
 
 /* ALPN (server): the first of our protocols the client offers; none in
- * common is a fatal no_application_protocol alert, as Go's. */
+ * common is a fatal no_application_protocol alert, as Go's, except that an
+ * h2-only server lets an http/1.1 client through without ALPN (Go too). */
 static int tlscfg_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *outlen,
                               const unsigned char *in, unsigned inlen, void *arg) {
     (void)arg;
@@ -152,8 +157,13 @@ static int tlscfg_alpn_select(SSL *ssl, const unsigned char **out, unsigned char
     unsigned char *sel;
     if (!d || !d->alpn) return SSL_TLSEXT_ERR_NOACK;
     if (SSL_select_next_proto(&sel, outlen, d->alpn, d->alpnlen, in, inlen) !=
-        OPENSSL_NPN_NEGOTIATED)
+        OPENSSL_NPN_NEGOTIATED) {
+        static const unsigned char h2[] = "\2h2", h11[] = "\10http/1.1";
+        int h2_only = d->alpnlen == 3 && memcmp(d->alpn, h2, 3) == 0;
+        for (unsigned i = 0; h2_only && i < inlen; i += 1u + in[i])
+            if (i + 9 <= inlen && memcmp(in + i, h11, 9) == 0) return SSL_TLSEXT_ERR_NOACK;
         return SSL_TLSEXT_ERR_ALERT_FATAL;
+    }
     *out = sel;
     return SSL_TLSEXT_ERR_OK;
 }
@@ -204,6 +214,13 @@ static int tlscfg_version(lua_State *L, const char *k, int dflt) {
     return luaL_error(L, "tls.config: %s must be \"1.0\", \"1.1\", \"1.2\" or \"1.3\"", k);
 }
 
+/* An encrypted key must not make OpenSSL prompt on the terminal (that
+ * would stop the loop): no password, so loading fails with an error. */
+static int tlscfg_no_password(char *buf, int size, int rwflag, void *u) {
+    (void)buf, (void)size, (void)rwflag, (void)u;
+    return 0;
+}
+
 /* Read a PEM certificate chain (leaf first) and its key into p; 0 or -1
  * (the OpenSSL queue or errno says why). */
 static int tlscfg_load_pair(tls_keypair *p, const char *certf, const char *keyf) {
@@ -220,7 +237,7 @@ static int tlscfg_load_pair(tls_keypair *p, const char *certf, const char *keyf)
     if (!p->cert || !p->chain) goto fail;
     b = BIO_new_file(keyf, "r");
     if (!b) goto fail;
-    p->key = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+    p->key = PEM_read_bio_PrivateKey(b, NULL, tlscfg_no_password, NULL);
     BIO_free(b);
     if (!p->key || X509_check_private_key(p->cert, p->key) != 1) goto fail;
     return 0;
@@ -386,7 +403,12 @@ static int tlscfg_build(lua_State *L, SSL_CTX *ctx, tls_ctxdata *d) {
     }
     const char *kl = tlscfg_optstring(L, "keylog_file");
     if (kl) {
-        if (!(d->keylog = fopen(kl, "a"))) return tlscfg_fail(L, "keylog_file", kl);
+        /* the log holds session secrets: owner-only, and no child inherits it */
+        int fd = open(kl, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0 || !(d->keylog = fdopen(fd, "a"))) {
+            if (fd >= 0) close(fd);
+            return tlscfg_fail(L, "keylog_file", kl);
+        }
         SSL_CTX_set_keylog_callback(ctx, tlscfg_keylog);
     }
     return 0;
@@ -437,8 +459,18 @@ static const luaL_Reg tlscfg_meta[] = {
     {NULL, NULL}
 };
 
+/* core.tls_config_certs(cfg) -> n: how many certificates cfg serves (0:
+ * it can only be a client's). */
+static int tlscfg_certs(lua_State *L) {
+    SSL_CTX *ctx = tlscfg_check(L, 1);
+    tls_ctxdata *d = ctx ? tlscfg_data(ctx) : NULL;
+    lua_pushinteger(L, d ? d->npairs : 0);
+    return 1;
+}
+
 static const luaL_Reg tlscfg_funcs[] = {
     {"tls_config", tlscfg_new},
+    {"tls_config_certs", tlscfg_certs},
     {NULL, NULL}
 };
 

@@ -922,6 +922,89 @@ function TestTLS:test_pool_over_tls_conns_probes_through_tls()
     end)()
 end
 
+function TestTLS:test_deadlines_follow_each_role_while_the_handshake_waits()
+    H.test(function(defer)
+        local silent = defer(assert(net.listen("tcp", "127.0.0.1:0")))   -- never answers
+        local c = defer(assert(tls.client(assert(net.dial("tcp", tostring(silent:addr()))), CLI, "localhost")))
+        -- a writer drives the handshake and waits for the ServerHello: it
+        -- parks for readability, yet only the write deadline bounds it
+        local w = H.spawn(function() return c:write("x") end)
+        net.yield()
+        c:set_read_deadline(net.now() - 1)
+        for _ = 1, 5 do net.yield() end
+        lu.assertFalse(w:is_done(), "the read deadline ended a parked writer")
+        c:set_write_deadline(net.now() - 1)
+        local n, err = H.join(w)
+        H.assert_err(n, err, "timeout")
+    end)()
+end
+
+function TestTLS:test_a_ctx_ended_before_any_handshake_does_not_poison_the_conn()
+    H.test(function(defer)
+        local ln = echo_server(defer)
+        local c = defer(assert(tls.client(assert(net.dial("tcp", addr(ln))), CLI, "localhost")))
+        local ctx, cancel = net.context.with_cancel(net.context.background())
+        cancel()
+        local v, err = c:read(ctx)
+        H.assert_err(v, err, "canceled")
+        assert(c:write("still usable"))
+        lu.assertEquals(c:read(), "still usable")
+    end)()
+end
+
+function TestTLS:test_a_deadline_ctx_sticks_as_a_timeout()
+    H.test(function(defer)
+        local silent = defer(assert(net.listen("tcp", "127.0.0.1:0")))
+        local c = defer(assert(tls.client(assert(net.dial("tcp", tostring(silent:addr()))), CLI, "localhost")))
+        local ctx = net.context.with_timeout(net.context.background(), 0.05)
+        local ok, err = c:handshake(ctx)
+        H.assert_err(ok, err, "timeout")
+        local v, err2 = c:read()
+        H.assert_err(v, err2, "timeout")             -- not "canceled"
+    end)()
+end
+
+function TestTLS:test_read_full_reports_a_bare_unexpected_eof_mid_record()
+    H.test(function(defer)
+        local via = truncating_relay(defer, server12(defer), 5 + 3)
+        local c = defer(assert(tls.dial("tcp", via, {ca_file = CA.ca, server_name = "localhost"})))
+        local v, err = c:read_full(100)
+        lu.assertNil(v)
+        lu.assertEquals(err, net.ErrUnexpectedEOF)
+    end)()
+end
+
+function TestTLS:test_h2_only_server_lets_an_http11_client_through_without_alpn()
+    H.test(function(defer)
+        local ln = echo_server(defer, assert(tls.config{cert_file = CA.leaf, key_file = CA.leaf_key,
+                                                         alpn = {"h2"}}))
+        local c = defer(assert(tls.dial("tcp", addr(ln, "localhost"), {ca_file = CA.ca, alpn = {"http/1.1"}})))
+        assert(c:write("h1"))
+        lu.assertEquals(c:read(), "h1")
+        lu.assertNil(c:connection_state().alpn)
+    end)()
+end
+
+function TestTLS:test_config_failures_are_errors_at_once()
+    H.test(function()
+        -- a server config without a certificate fails at listen, not at accept
+        local v, err = tls.listen("tcp", "127.0.0.1:0", CLI)
+        H.assert_err(v, err, "tls_config")
+        -- an encrypted key is an error, never a passphrase prompt
+        local key = CA.dir .. "/enc.key"
+        assert(os.execute(("unset LD_PRELOAD; openssl pkey -in %s -aes256 -passout pass:secret -out %s")
+                          :format(CA.leaf_key, key)))
+        local cfg, err2 = tls.config{cert_file = CA.leaf, key_file = key}
+        H.assert_err(cfg, err2, "tls_config")
+        -- the key log holds secrets: owner-only
+        local log = CA.dir .. "/keys.log"
+        assert(tls.config{ca_file = CA.ca, keylog_file = log})
+        local p = io.popen("stat -c %a " .. log)
+        lu.assertEquals(p:read("l"), "600")
+        p:close()
+    end)()
+end
+
 -- remove the certificates when the suite is done with them
 local remove_ca = CA.remove
 TestTLSZZCleanup = {}

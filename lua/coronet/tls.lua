@@ -7,6 +7,7 @@
 local core = require "coronet.core"
 local sched = require "coronet.sched"
 local stream = require "coronet.stream"
+local errors = require "coronet.errors"
 
 local split_host_port = core.ip.split_host_port
 local M = {}
@@ -80,6 +81,10 @@ function M.dial(network, address, cfg, opts, ctx)
     local config, err = as_config(cfg)
     if not config then return nil, err end
     local d = stream.dialer(opts)
+    local deadline = stream._dial_deadline(d)     -- one bound for the dial and the handshake
+    if deadline > 0 then d = stream.dialer{timeout = nil, deadline = deadline, keepalive = d.keepalive,
+        local_addr = d.local_addr, fallback_delay = d.fallback_delay, resolver = d.resolver,
+        control = d.control} end
     local c
     c, err = d:dial(network, address, ctx)
     if not c then return nil, err end
@@ -87,7 +92,6 @@ function M.dial(network, address, cfg, opts, ctx)
     local tc
     tc, err = core.tls_wrap(c, config, false, host ~= "" and host or nil)
     if not tc then c:close() return nil, err end
-    local deadline = stream._dial_deadline(d)
     if deadline > 0 then tc:set_deadline(deadline) end
     local ok
     ok, err = tc:handshake(ctx)
@@ -102,6 +106,18 @@ end
 local Listener = {}
 Listener.__index = Listener
 Listener.__name = "coronet.tls_listener"
+
+-- A config that can serve: one without a certificate fails here, at
+-- listen, not at every accept (Go's tls.Listen).
+local function server_config(cfg)
+    local c, err = as_config(cfg)
+    if not c then return nil, err end
+    if core.tls_config_certs(c) == 0 then
+        return nil, errors.new{op = "listen", code = "tls_config",
+            err = errors.new{code = "tls_config", msg = "tls: a server config needs cert_file/key_file or certificates"}}
+    end
+    return c
+end
 
 --- listener:accept([ctx]) -> tls conn | nil, err: the next conn, as a TLS
 -- server conn that has not handshaken yet (its first read, write or
@@ -128,14 +144,16 @@ function Listener:fd() return self.ln:fd() end
 function Listener:file() return self.ln:file() end
 --- listener:inner() -> the plain listener underneath.
 function Listener:inner() return self.ln end
-Listener.__close = function(self) self.ln:close() end
+-- A listener tls.listen made is closed with its wrapper; one handed to
+-- wrap_listener stays the caller's.
+Listener.__close = function(self) if self.owned then self.ln:close() end end
 Listener.__gc = Listener.__close
 function Listener:__tostring() return "tls " .. tostring(self.ln) end
 
 --- wrap_listener(ln, cfg) -> tls listener | nil, err: TLS over an existing
 -- listener (an inherited one, say).
 function M.wrap_listener(ln, cfg)
-    local c, err = as_config(cfg)
+    local c, err = server_config(cfg)
     if not c then return nil, err end
     return setmetatable({ln = ln, cfg = c}, Listener)
 end
@@ -143,12 +161,12 @@ end
 --- listen(network, address, cfg [, opts]) -> tls listener | nil, err:
 -- `net.listen` whose accept hands out TLS server conns.
 function M.listen(network, address, cfg, opts)
-    local c, err = as_config(cfg)
+    local c, err = server_config(cfg)
     if not c then return nil, err end
     local ln
     ln, err = stream.listen(network, address, opts)
     if not ln then return nil, err end
-    return setmetatable({ln = ln, cfg = c}, Listener)
+    return setmetatable({ln = ln, cfg = c, owned = true}, Listener)
 end
 
 return M
