@@ -447,7 +447,7 @@ static int bufr_recv(lua_State *L, bufr *b, size_t room, int *at_eof) {
     if (c->h.rd) return bufr_fail(L, b, NULL, ERR_BUSY);
     if (handle_deadline_passed(c->h.rdl)) return bufr_fail(L, b, NULL, ERR_TIMEOUT);
     for (;;) {
-        ssize_t n = recv(c->h.fd, b->buf + b->w, room, 0);
+        ssize_t n = handle_recv(&c->h, b->buf + b->w, room);
         if (n > 0) {
             b->w += (size_t)n;
             return 0;

@@ -18,9 +18,28 @@
 
 #define CONN_READ_DEFAULT 65536
 
+/* The metatables (as pointers) of plain and TLS conns in the Lua state
+ * that registered them last. conn_check_at compares a userdata's metatable
+ * with them before the lookup by name, which hashes the name on every
+ * call; another state's conns just take the named path. Cleared when that
+ * state closes (conn_classes_gc), so a pointer here is always live. */
+static const void *conn_mts[2];
+
 conn *conn_check_at(lua_State *L, int idx) {
-    conn *c = luaL_testudata(L, idx, CONN_MT);   /* plain conns: one lookup */
+    void *p = lua_touserdata(L, idx);
+    if (p && lua_getmetatable(L, idx)) {
+        const void *mt = lua_topointer(L, -1);
+        lua_pop(L, 1);
+        if (mt && (mt == conn_mts[0] || mt == conn_mts[1])) return p;
+    }
+    conn *c = luaL_testudata(L, idx, CONN_MT);
     return c ? c : luaL_checkudata(L, idx, TLSCONN_MT);
+}
+
+static int conn_classes_gc(lua_State *L) {
+    (void)L;
+    conn_mts[0] = conn_mts[1] = NULL;
+    return 0;
 }
 
 static conn *conn_check(lua_State *L) {
@@ -91,6 +110,7 @@ static int conn_fail(lua_State *L, conn *c, const char *op, const char *sys, int
 /* ---- read ----------------------------------------------------------- */
 
 static int conn_read_k(lua_State *L, int status, lua_KContext kctx);
+static int conn_read_run(lua_State *L, conn *c, task *t, int status, int ctxidx);
 
 /* conn:read([max] [, ctx]) -> data | nil, err: 1..max bytes (default
  * 64 KiB), or nil, net.EOF at end of stream. */
@@ -103,7 +123,7 @@ static int conn_read(lua_State *L) {
     if (!t) return loop_block(L, conn_read, lua_gettop(L));
     if (ctx_ended(L, ctxidx)) return conn_failx(L, c, "read", NULL, ERR_CTX, ctxidx);
     if (conn_reader_busy(c)) return conn_fail(L, c, "read", NULL, ERR_BUSY);
-    return conn_read_k(L, LUA_OK, ctxidx);
+    return conn_read_run(L, c, t, LUA_OK, ctxidx);
 }
 
 /* conn_tls_read_fail: a TLS read's failure (cause from tls_read): EOF and
@@ -118,9 +138,13 @@ static int conn_tls_read_fail(lua_State *L, conn *c, int cause, int ctxidx) {
 }
 
 static int conn_read_k(lua_State *L, int status, lua_KContext kctx) {
-    conn *c = conn_check(L);
-    task *t = task_current(L);
-    int ctxidx = (int)kctx;
+    return conn_read_run(L, conn_check(L), task_current(L), status, (int)kctx);
+}
+
+/* The body of read and its continuation: c and t are the conn at 1 and
+ * the running task, status the continuation's (LUA_OK on the first try). */
+static int conn_read_run(lua_State *L, conn *c, task *t, int status, int ctxidx) {
+    lua_KContext kctx = ctxidx;
     tls_resumed(c, t, TLS_ROLE_READ);
     int cause = task_resume_cause(L, t, status, ctxidx);
     if (cause) return conn_failx(L, c, "read", NULL, cause, ctxidx);
@@ -140,7 +164,7 @@ static int conn_read_k(lua_State *L, int status, lua_KContext kctx) {
                 return conn_tls_read_fail(L, c, cause, ctxidx);
             return tls_park(L, c, t, cause, TLS_ROLE_READ, ctxidx, kctx, conn_read_k);
         }
-        ssize_t n = recv(c->h.fd, lp->rbuf, max, 0);
+        ssize_t n = handle_recv(&c->h, lp->rbuf, max);
         if (n > 0) {
             lua_pushlstring(L, lp->rbuf, (size_t)n);
             return 1;
@@ -237,7 +261,7 @@ static int conn_read_full_k(lua_State *L, int status, lua_KContext kctx) {
             return tls_park(L, c, t, cause, TLS_ROLE_READ, ctxidx, (lua_KContext)got,
                             conn_read_full_k);
         }
-        ssize_t r = recv(c->h.fd, buf + got, cap - got, 0);
+        ssize_t r = handle_recv(&c->h, buf + got, cap - got);
         if (r > 0) {
             got += (size_t)r;
             continue;
@@ -270,6 +294,7 @@ static const char *conn_write_range(lua_State *L, size_t *from, size_t *to) {
 }
 
 static int conn_write_k(lua_State *L, int status, lua_KContext kctx);
+static int conn_write_run(lua_State *L, conn *c, task *t, int status, size_t done);
 static int conn_write_fail(lua_State *L, conn *c, const char *sys, int cause, size_t done);
 
 /* Writers are serialised, as in Go: each write goes out whole. A write that
@@ -298,7 +323,7 @@ static int conn_write_wait_k(lua_State *L, int status, lua_KContext kctx) {
         lua_pushinteger(L, 0);
         return 3;
     }
-    return conn_write_k(L, LUA_YIELD, kctx); /* the lock is ours now */
+    return conn_write_run(L, c, t, LUA_YIELD, (size_t)kctx); /* the lock is ours now */
 }
 
 /* conn:write(data [, i, j] [, ctx]) -> n | nil, err, n_written: write all
@@ -323,7 +348,7 @@ static int conn_write(lua_State *L) {
         waitq_push(&c->wq, t);
         return task_park_ctx(L, t, NULL, c->h.wrl, PARK_WRITE, ctxidx ? 5 : 0, 0, conn_write_wait_k);
     }
-    return conn_write_k(L, LUA_OK, 0);
+    return conn_write_run(L, c, t, LUA_OK, 0);
 }
 
 static int conn_write_fail(lua_State *L, conn *c, const char *sys, int cause, size_t done) {
@@ -333,10 +358,13 @@ static int conn_write_fail(lua_State *L, conn *c, const char *sys, int cause, si
 }
 
 static int conn_write_k(lua_State *L, int status, lua_KContext kctx) {
-    conn *c = conn_check(L);
-    task *t = task_current(L);
+    return conn_write_run(L, conn_check(L), task_current(L), status, (size_t)kctx);
+}
+
+/* The body of write and its continuations: done bytes went out already. */
+static int conn_write_run(lua_State *L, conn *c, task *t, int status, size_t done) {
     int ctxidx = lua_isnil(L, 5) ? 0 : 5;
-    size_t from, to, done = (size_t)kctx;
+    size_t from, to;
     const char *s = conn_write_range(L, &from, &to);
     int held = status == LUA_YIELD;      /* we parked before: we hold the lock */
     tls_resumed(c, t, TLS_ROLE_WRITE);
@@ -362,7 +390,7 @@ static int conn_write_k(lua_State *L, int status, lua_KContext kctx) {
             return tls_park(L, c, t, why, TLS_ROLE_WRITE, ctxidx, (lua_KContext)done,
                             conn_write_k);
         }
-        ssize_t n = send(c->h.fd, s + from + done, len - done, MSG_NOSIGNAL);
+        ssize_t n = handle_send(&c->h, s + from + done, len - done);
         if (n >= 0) {
             done += (size_t)n;
             continue;
@@ -680,16 +708,27 @@ static const luaL_Reg conn_funcs[] = {
 
 void conn_register_class(lua_State *L, const char *mt, const luaL_Reg *extra) {
     class_register(L, mt, conn_meta, conn_methods);
-    if (!extra) return;
     luaL_getmetatable(L, mt);
-    lua_getfield(L, -1, "__index");
-    luaL_setfuncs(L, extra, 0);
-    lua_pop(L, 2);                               /* pop methods, metatable */
+    conn_mts[strcmp(mt, CONN_MT) != 0] = lua_topointer(L, -1);
+    if (extra) {
+        lua_getfield(L, -1, "__index");
+        luaL_setfuncs(L, extra, 0);
+        lua_pop(L, 1);                           /* pop methods */
+    }
+    lua_pop(L, 1);                               /* pop metatable */
 }
+
+static const char CONN_CLASSES_KEY = 0;  /* registry: the userdata whose __gc clears conn_mts */
 
 /* conn_open: register CONN_MT and add the conn constructors to the table
  * on top of the stack. */
 int conn_open(lua_State *L) {
+    lua_newuserdatauv(L, 1, 0);                  /* made first: finalised after every conn */
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, conn_classes_gc);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &CONN_CLASSES_KEY);
     conn_register_class(L, CONN_MT, NULL);
     luaL_setfuncs(L, conn_funcs, 0);
     return 0;

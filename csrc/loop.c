@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <sys/socket.h>
 #include "lauxlib.h"
 #include "class.h"
 #include "loop.h"
@@ -207,11 +208,12 @@ int task_park(lua_State *L, task *t, task **slot, double deadline, int kind,
 /* ---- contexts (lua/coronet/context.lua owns them) ------------------- */
 
 int ctx_find(lua_State *L, int first) {
-    int top = lua_gettop(L);
-    if (top < first) return 0;
+    int top = lua_gettop(L), i = first;
+    while (i <= top && lua_type(L, i) != LUA_TTABLE) i++;
+    if (i > top) return 0;                       /* the common case: no table at all */
     lua_rawgetp(L, LUA_REGISTRYINDEX, &CTXMT_KEY);
     int found = 0;
-    for (int i = first; i <= top && !found; i++) {
+    for (; i <= top && !found; i++) {
         if (lua_type(L, i) == LUA_TTABLE && lua_getmetatable(L, i)) {
             if (lua_rawequal(L, -1, -2)) found = i;
             lua_pop(L, 1);                       /* pop its metatable */
@@ -496,8 +498,15 @@ static void loop_dispatch(loop *lp, int n) {
             h->on_event(h, what);
             continue;
         }
-        if ((what & POLLER_IN) && h->rd) task_wake(h->rd, WAKE_READY);
-        if ((what & POLLER_OUT) && h->wr) task_wake(h->wr, WAKE_READY);
+        if (what & POLLER_IN) {
+            h->rready = 1;
+            if (h->rd) task_wake(h->rd, WAKE_READY);
+        }
+        if (what & POLLER_OUT) {
+            h->wready = 1;
+            if (h->wr) task_wake(h->wr, WAKE_READY);
+        }
+        if (what & POLLER_HUP) h->hup = 1;
     }
 }
 
@@ -633,12 +642,34 @@ int handle_init(handle *h, loop *lp, int fd) {
     h->on_event = NULL;
     h->rd = h->wr = NULL;
     h->rdl = h->wrl = 0;
+    h->rready = h->wready = 1;           /* unknown: try */
+    h->hup = 0;
     h->fd = -1;
     int e = poller_add(&lp->pl, fd, h);
     if (e) return e;
     h->fd = fd;
     lp->nfds++;
     return 0;
+}
+
+ssize_t handle_recv(handle *h, void *buf, size_t len) {
+    if (!h->rready) {
+        errno = EAGAIN;
+        return -1;
+    }
+    ssize_t n = recv(h->fd, buf, len, 0);
+    if (((n > 0 && (size_t)n < len) || (n < 0 && errno == EAGAIN)) && !h->hup) h->rready = 0;
+    return n;
+}
+
+ssize_t handle_send(handle *h, const void *buf, size_t len) {
+    if (!h->wready) {
+        errno = EAGAIN;
+        return -1;
+    }
+    ssize_t n = send(h->fd, buf, len, MSG_NOSIGNAL);
+    if ((n >= 0 && (size_t)n < len) || (n < 0 && errno == EAGAIN)) h->wready = 0;
+    return n;
 }
 
 int handle_close(handle *h) {

@@ -7,6 +7,7 @@
 #define CORONET_LOOP_H
 
 #include <stdint.h>
+#include <sys/types.h>
 #include "lua.h"
 #include "poller.h"
 
@@ -76,6 +77,12 @@ typedef struct handle {
      * loop serves itself (c-ares sockets, a worker pool's eventfd). what is
      * POLLER_IN | POLLER_OUT. It must not resume Lua; it may wake tasks. */
     void (*on_event)(struct handle *h, int what);
+    /* Readiness hints (handle_recv, handle_send): 0 once a syscall showed
+     * that side drained (a short transfer or EAGAIN), 1 again when the
+     * poller reports it, so the next call parks without a syscall that
+     * would fail. hup: the peer hung up or the socket failed; no edge
+     * follows, so reads never skip the syscall again. */
+    uint8_t rready, wready, hup;
 } handle;
 
 /* loop_hook: a C client of the loop that has timers or pending work of
@@ -186,6 +193,15 @@ int loop_block(lua_State *L, lua_CFunction fn, int n);
 /* handle_init: open h around fd and register it with the poller; on
  * failure returns an errno and leaves h closed (fd -1), fd still open. */
 int handle_init(handle *h, loop *lp, int fd);
+
+/* handle_recv / handle_send: recv / send(MSG_NOSIGNAL) on h's fd, as the
+ * syscalls return (n, or -1 with errno), except that when the hints say
+ * that side is drained they fail with EAGAIN without a syscall; a short
+ * transfer or EAGAIN marks it drained until the poller reports it again.
+ * For stream sockets only: a short read means the receive queue was
+ * empty, a short write that the send buffer was full. */
+ssize_t handle_recv(handle *h, void *buf, size_t len);
+ssize_t handle_send(handle *h, const void *buf, size_t len);
 
 /* handle_close: wake parked tasks with WAKE_CLOSED, unregister, close the
  * fd. Returns 0, or -1 if h was already closed. */

@@ -5,11 +5,12 @@
 
 #define POLLER_MAXEVENTS 256
 
-enum { POLLER_IN = 1, POLLER_OUT = 2 };
+enum { POLLER_IN = 1, POLLER_OUT = 2, POLLER_HUP = 4 };
 
 typedef struct poller_event {
     void *data;
-    int what;            /* POLLER_IN | POLLER_OUT (errors wake both) */
+    int what;            /* POLLER_IN | POLLER_OUT (errors wake both), POLLER_HUP
+                          * with them once the peer hung up or the socket failed */
 } poller_event;
 
 typedef struct poller {

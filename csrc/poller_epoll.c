@@ -37,6 +37,7 @@ int poller_wait(poller *p, int timeout_ms) {
         int what = 0;
         if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) what |= POLLER_IN;
         if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) what |= POLLER_OUT;
+        if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) what |= POLLER_HUP;
         p->ev[i].data = ev[i].data.ptr;
         p->ev[i].what = what;
     }

@@ -1,0 +1,66 @@
+/* pingpong.c - exactly N echo round trips of SIZE bytes over one TCP conn
+ * to 127.0.0.1:PORT, each reply checked byte for byte, then close. With a
+ * fixed count, the difference of two callgrind totals (N1 and N2 round
+ * trips) divided by N2 - N1 is the server's cost per round trip, with
+ * start-up and shutdown cancelled out. Before each request it waits
+ * THINK_US microseconds (default 1000), so the server has always parked
+ * in its read by then and every round trip takes the same path (park,
+ * poll, wake, read, write): without it, whether the next request is
+ * already there when the server reads again depends on timing, and the
+ * count moves by tens of percent from run to run.
+ *   pingpong PORT N SIZE [THINK_US]   exit 0 ok, 1 on a connect/IO error,
+ *                                     2 on a mismatch */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+static int io_all(int fd, char *buf, size_t n, int writing) {
+    for (size_t off = 0; off < n;) {
+        ssize_t r = writing ? write(fd, buf + off, n - off) : read(fd, buf + off, n - off);
+        if (r <= 0) return -1;
+        off += (size_t)r;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 4 && argc != 5) {
+        fprintf(stderr, "usage: pingpong PORT N SIZE [THINK_US]\n");
+        return 1;
+    }
+    int port = atoi(argv[1]);
+    long n = atol(argv[2]);
+    size_t size = (size_t)atol(argv[3]);
+    long think = argc == 5 ? atol(argv[4]) : 1000;
+    struct timespec pause = {think / 1000000, (think % 1000000) * 1000};
+    char *out = malloc(size), *in = malloc(size);
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (!out || !in || fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        perror("pingpong: connect");
+        return 1;
+    }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    for (long i = 0; i < n; i++) {
+        if (think > 0) nanosleep(&pause, NULL);
+        for (size_t j = 0; j < size; j++) out[j] = (char)('a' + (i + j) % 26);
+        if (io_all(fd, out, size, 1) < 0 || io_all(fd, in, size, 0) < 0) {
+            perror("pingpong: round trip");
+            return 1;
+        }
+        if (memcmp(in, out, size) != 0) {
+            fprintf(stderr, "pingpong: mismatch at round trip %ld\n", i);
+            return 2;
+        }
+    }
+    close(fd);
+    printf("RESULT mode=pingpong n=%ld size=%zu\n", n, size);
+    return 0;
+}

@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# bench/callgrind/run.sh LABEL [coronet|c-epoll] - user-space instructions
+# per operation of a bench server, counted by callgrind. A count is
+# repeatable where seconds are not: it does not move with the load on the
+# machine. Each workload runs the server twice under callgrind, for a small
+# and a large fixed amount of work, and divides the difference of the two
+# totals by the difference of the work, so start-up and shutdown cancel out:
+#   echo64, echo4k: pingpong.c, N round trips of 64 / 4096 bytes over one
+#     conn, each request sent 1 ms after the last reply, so every round
+#     trip is one whole park-poll-wake-read-write turn with nothing to
+#     batch it with: the worst case per round trip, repeatable to about 1%;
+#   bulk: the harness's `loadgen bulk -n MIB` (per MiB; how reads split
+#     the stream depends on timing, so this one moves by a percent or two).
+# Rows are appended to bench/callgrind/results.tsv:
+#   label workload instr_per_op ops total_instr
+# (ops and total_instr: the differences.) Environment:
+#   WORKLOADS="echo64 echo4k bulk", CG_N="1000 4000" (round trips),
+#   CG_MIB="16 80", CG_LUA=lua5.4 (an unstripped build of the same Lua names
+#   its functions), CG_KEEP=PREFIX keeps the large run's file as PREFIX.WORKLOAD.
+set -eu
+root=$(cd "$(dirname "$0")/../.." && pwd)
+label=${1:?usage: run.sh LABEL [coronet|c-epoll]}
+which=${2:-coronet}
+bench=${BENCH_DIR:-$root/../shared/bench}
+[ -d "$bench" ] || bench=/work/shared/bench
+lg=$bench/build/loadgen
+[ -x "$lg" ] || make -C "$bench" >/dev/null
+out=$root/bench/callgrind/results.tsv
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cc -O2 -o "$tmp/pingpong" "$root/bench/callgrind/pingpong.c"
+export LUA_PATH="$root/lua/?.lua;$root/lua/?/init.lua;;" LUA_CPATH="$root/build/?.so;;"
+port=$((24000 + RANDOM % 2000))
+
+# total WORKLOAD AMOUNT -> the server's whole-run instruction count
+total() {
+    port=$((port + 1))
+    case $which in
+        c-epoll) cmd=("$bench/build/c-epoll" echo "$port") ;;
+        *) cmd=("${CG_LUA:-lua5.4}" "$root/bench/server.lua" echo "$port") ;;
+    esac
+    valgrind -q --tool=callgrind --callgrind-out-file="$tmp/cg.out" "${cmd[@]}" \
+        >"$tmp/srv.log" 2>&1 &
+    local pid=$! res
+    for _ in $(seq 300); do ss -ltnH "sport = :$port" | grep -q . && break; sleep 0.1; done
+    case $1 in
+        echo64) res=$("$tmp/pingpong" "$port" "$2" 64) ;;
+        echo4k) res=$("$tmp/pingpong" "$port" "$2" 4096) ;;
+        bulk) res=$("$lg" bulk -p "$port" -n "$2" | tail -1) ;;
+    esac
+    kill -TERM "$pid"
+    wait "$pid" 2>/dev/null || true
+    case $res in
+        *mode=pingpong*|*"complete=1"*"mismatches=0"*) ;;
+        *) echo "run.sh: $1 failed: $res" >&2; exit 1 ;;
+    esac
+    awk '/^totals:/ {t = $2} END {print t}' "$tmp/cg.out"
+}
+
+for wl in ${WORKLOADS:-echo64 echo4k bulk}; do
+    case $wl in
+        bulk) read -r a b <<< "${CG_MIB:-16 80}" ;;
+        *) read -r a b <<< "${CG_N:-1000 4000}" ;;
+    esac
+    t1=$(total "$wl" "$a")
+    t2=$(total "$wl" "$b")
+    [ -z "${CG_KEEP:-}" ] || cp "$tmp/cg.out" "$CG_KEEP.$wl"
+    ops=$((b - a)) diff=$((t2 - t1))
+    per=$(awk -v t="$diff" -v o="$ops" 'BEGIN { printf "%.0f", t / o }')
+    printf '%s\t%s\t%s\t%s\t%s\n' "$label" "$wl" "$per" "$ops" "$diff" | tee -a "$out"
+done
