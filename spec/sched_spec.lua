@@ -40,6 +40,67 @@ function TestSched:test_wait_on_failed_task_returns_nil_err()
     end)
 end
 
+function TestSched:test_failed_task_closes_its_to_be_closed_variables_first()
+    H.run(function()
+        local order = {}
+        local t = net.go(function()
+            local res <close> = setmetatable({}, {__close = function(_, e)
+                order[#order + 1] = "closed: " .. tostring(e)
+            end})
+            net.sleep(0)                         -- fail after a park, not on the first run
+            error("boom", 0)
+        end)
+        local _, err = t:wait()
+        order[#order + 1] = "waited"
+        lu.assertEquals(err, "boom")
+        lu.assertEquals(order, {"closed: boom", "waited"})
+        lu.assertStrContains(t.traceback, "stack traceback:")
+        lu.assertStrContains(t.traceback, "sched_spec.lua")
+    end)
+end
+
+function TestSched:test_idle_task_costs_one_coroutine_and_little_else()
+    -- The idle-memory bar (docs/performance.md): a task parked in a conn
+    -- read costs its coroutine plus a few small objects. Measured as a
+    -- ratio to a bare coroutine parked at the same depth, so the figure
+    -- does not depend on the Lua build; conns are made before the first
+    -- count, so only what the tasks add is measured.
+    local N = 500
+    local function heap()
+        collectgarbage("collect"); collectgarbage("collect")
+        return collectgarbage("count") * 1024
+    end
+    local cos, h0 = {}, heap()
+    local function park() coroutine.yield() end
+    local function task_fn() return park() end
+    for i = 1, N do
+        cos[i] = coroutine.create(function() return task_fn() end)
+        coroutine.resume(cos[i])
+    end
+    local bare = (heap() - h0) / N
+    cos = nil
+    H.run(function()
+        local ln = assert(net.listen("tcp", "127.0.0.1:0"))
+        local clients, servers = {}, {}
+        for i = 1, N do
+            clients[i] = assert(net.dial("tcp", tostring(ln:addr())))
+            servers[i] = assert(ln:accept())
+        end
+        local reader = function(c) return c:read() end
+        local ts = table.move({}, 1, N, 1, {})   -- sized up front
+        for i = 1, N do ts[i] = false end
+        local h1 = heap()
+        for i = 1, N do ts[i] = net.go(reader, servers[i]) end
+        net.sleep(0)                             -- every task has run and parked
+        local per = (heap() - h1) / N
+        for i = 1, N do clients[i]:close() end
+        for i = 1, N do ts[i]:wait(); servers[i]:close() end
+        ln:close()
+        lu.assertTrue(per < bare * 1.5, ("a task parked in read %.0f B, a bare parked coroutine %.0f B")
+            :format(per, bare))
+    end)
+end
+
 function TestSched:test_many_waiters_all_woken()
     H.run(function()
         local gate = net.chan()

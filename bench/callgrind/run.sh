@@ -16,7 +16,8 @@
 # (ops and total_instr: the differences.) Environment:
 #   WORKLOADS="echo64 echo4k bulk", CG_N="1000 4000" (round trips),
 #   CG_MIB="16 80", CG_LUA=lua5.4 (an unstripped build of the same Lua names
-#   its functions), CG_KEEP=PREFIX keeps the large run's file as PREFIX.WORKLOAD.
+#   its functions), CG_KEEP=PREFIX keeps both runs' files as PREFIX.WORKLOAD.small
+#   and .large (bench/callgrind/profile.sh turns them into a per-op profile).
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 label=${1:?usage: run.sh LABEL [coronet|c-epoll]}
@@ -63,8 +64,9 @@ for wl in ${WORKLOADS:-echo64 echo4k bulk}; do
         *) read -r a b <<< "${CG_N:-1000 4000}" ;;
     esac
     t1=$(total "$wl" "$a")
+    [ -z "${CG_KEEP:-}" ] || cp "$tmp/cg.out" "$CG_KEEP.$wl.small"
     t2=$(total "$wl" "$b")
-    [ -z "${CG_KEEP:-}" ] || cp "$tmp/cg.out" "$CG_KEEP.$wl"
+    [ -z "${CG_KEEP:-}" ] || cp "$tmp/cg.out" "$CG_KEEP.$wl.large"
     ops=$((b - a)) diff=$((t2 - t1))
     per=$(awk -v t="$diff" -v o="$ops" 'BEGIN { printf "%.0f", t / o }')
     printf '%s\t%s\t%s\t%s\t%s\n' "$label" "$wl" "$per" "$ops" "$diff" | tee -a "$out"

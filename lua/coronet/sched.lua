@@ -6,8 +6,8 @@
 -- itself until that call completes (the REPL contract in API.md).
 local core = require "coronet.core"
 
-local cocreate, coresume, costatus, corunning = coroutine.create, coroutine.resume,
-    coroutine.status, coroutine.running
+local cocreate, coresume, costatus, corunning, coclose = coroutine.create, coroutine.resume,
+    coroutine.status, coroutine.running, coroutine.close
 local pack, unpack = table.pack, table.unpack
 local traceback, getinfo = debug.traceback, debug.getinfo
 local poll, task_new, cwake, cpark, cready = core.poll, core.task_new, core.wake,
@@ -24,9 +24,8 @@ local M = {KIND = KIND, WAKE = WAKE}
 -- waits for is only written to stderr, not re-raised from the driver.
 M.keep_going = false
 
-local tasks = {}                              -- live tasks (anchors them)
+local tasks = {}                              -- coroutine -> task, for live tasks (anchors them)
 local ntasks = 0
-local by_co = setmetatable({}, {__mode = "k"}) -- coroutine -> task
 local ready = {}                              -- reused: coroutines woken this turn
 local unobserved = nil                        -- first error nobody waited for
 local running = false                         -- a driver is running the loop
@@ -42,7 +41,7 @@ Task.__name = "coronet.task"
 local function finish(t, ok, ...)
     t.done, t.ok = true, ok
     if ok then t.results = pack(...) else t.err = ... end
-    tasks[t] = nil
+    tasks[t.co] = nil
     ntasks = ntasks - 1
     local waiters = t.waiters
     if waiters then
@@ -54,6 +53,20 @@ local function finish(t, ok, ...)
     end
 end
 
+-- body: the function every task's coroutine runs (one closure for all:
+-- an idle task costs its coroutine and little else). args holds the
+-- task's function and its arguments until it starts. An error in fn ends
+-- the coroutine, and run_ready finishes the task (the coroutine's stack is
+-- kept for its traceback).
+local function body()
+    local t = tasks[corunning()]
+    local args = t.args
+    t.args = nil
+    if t.abandoned then return finish(t, false, "coronet: abandoned before it ran") end
+    local fn = args[1]
+    return finish(t, true, fn(unpack(args, 2, args.n)))
+end
+
 --- go: start `fn(...)` as a new task; it first runs on the next loop turn.
 -- @treturn task a handle with `:wait()`
 function M.go(fn, ...)
@@ -61,21 +74,10 @@ function M.go(fn, ...)
         error("bad argument #1 to 'go' (function expected, got " .. type(fn) .. ")", 2)
     end
     next_id = next_id + 1
-    local t = setmetatable({id = next_id, args = pack(...)}, Task)
+    local co = cocreate(body)
+    local t = setmetatable({id = next_id, args = pack(fn, ...), co = co}, Task)
     if M.trace_creation then t.created = M.trace_creation(3) end
-    local function handler(e)
-        t.traceback = traceback(tostring(e), 2)
-        return e
-    end
-    local co = cocreate(function()
-        local args = t.args
-        t.args = nil
-        if t.abandoned then return finish(t, false, "coronet: abandoned before it ran") end
-        return finish(t, xpcall(fn, handler, unpack(args, 1, args.n)))
-    end)
-    t.co = co
-    by_co[co] = t
-    tasks[t] = true
+    tasks[co] = t
     ntasks = ntasks + 1
     t.w = task_new(co, next_id)
     return t
@@ -83,7 +85,7 @@ end
 
 --- current: the running task, or nil outside tasks.
 function M.current()
-    return by_co[corunning()]
+    return tasks[corunning()]
 end
 
 --- park: park the running task until `wake` or the absolute `deadline`
@@ -125,7 +127,7 @@ function M.cancel_err(r, ctx)
     if r ~= WAKE.canceled then return nil end
     local e = ctx and ctx:err()
     if e then return e end
-    local t = by_co[corunning()]
+    local t = tasks[corunning()]
     if t and (t.canceled or t.abandoned) then       -- task:cancel(), or its driver unwound
         ErrCanceled = ErrCanceled or require("coronet.errors").ErrCanceled
         return ErrCanceled
@@ -144,16 +146,29 @@ end
 ---------------------------------------------------------------------------
 local ready_hi = 0                            -- entries of ready handed out last turn
 
+-- failed(co, err): the task running co raised err: take the traceback of
+-- the stack it died on, close its pending to-be-closed variables (as the
+-- pcall of a task body did), then finish it.
+local function failed(co, err)
+    local t = tasks[co]
+    if not t then error("coronet: scheduler: task body failed: " .. tostring(err), 0) end
+    t.traceback = traceback(co, tostring(err))
+    coclose(co)
+    finish(t, false, err)
+end
+
 local function run_ready(n)
     ready_hi = n
     for i = 1, n do
         local co = ready[i]
         ready[i] = nil
         local ok, tok = coresume(co)
-        if not ok then
-            error("coronet: scheduler: task body failed: " .. tostring(tok), 0)
-        elseif tok ~= PARK_TOKEN and costatus(co) == "suspended" then
-            cready(by_co[co].w)                 -- a plain coroutine.yield()
+        if tok ~= PARK_TOKEN then
+            if not ok then
+                failed(co, tok)
+            elseif costatus(co) == "suspended" then
+                cready(tasks[co].w)             -- a plain coroutine.yield()
+            end
         end
     end
 end
@@ -217,7 +232,7 @@ end
 -- (see abandon); a Lua-level wait woken with WAKE.canceled and no ctx
 -- then gives up.
 function M.abandoned()
-    local t = by_co[corunning()]
+    local t = tasks[corunning()]
     return t ~= nil and t.abandoned == true
 end
 
@@ -272,7 +287,7 @@ core.set_block(M.block)
 -- @treturn[2] nil
 -- @treturn[2] any the error it raised, or ctx:err()
 function Task:wait(ctx)
-    local me = by_co[corunning()]
+    local me = tasks[corunning()]
     if not me then return M.block(Task.wait, self, ctx) end
     self.observed = true
     while not self.done do
@@ -328,7 +343,7 @@ function Task:is_canceled() return self.canceled == true end
 --- sleep(s [, ctx]): suspend the running task for `s` seconds (0 just
 -- yields). Returns true, or nil, ctx:err() when ctx ends first.
 function M.sleep(s, ctx)
-    local t = by_co[corunning()]
+    local t = tasks[corunning()]
     if not t then return M.block(M.sleep, s, ctx) end
     s = tonumber(s) or error("bad argument #1 to 'sleep' (number expected)", 2)
     if ctx and ctx:err() then return nil, ctx:err() end
@@ -346,7 +361,7 @@ end
 
 --- yield: let every other ready task run first.
 function M.yield()
-    if not by_co[corunning()] then return M.block(M.yield) end
+    if not tasks[corunning()] then return M.block(M.yield) end
     core.yield()
 end
 
@@ -380,13 +395,11 @@ local function where(co, fn)
             if not ours then return here end
         end
     end
-    if not fn then                                -- the task's function: an upvalue
-        local level = 0                           -- of the wrapper at the bottom frame
+    if not fn then                                -- the task's function: the local
+        local level = 0                           -- fn of body, the bottom frame
         while getinfo(co, level + 1, "l") do level = level + 1 end
-        local bottom = getinfo(co, level, "f")
-        local wrapper = bottom and bottom.func
-        for i = 1, wrapper and 8 or 0 do
-            local name, v = debug.getupvalue(wrapper, i)
+        for i = 1, 8 do
+            local name, v = debug.getlocal(co, level, i)
             if not name then break end
             if name == "fn" then fn = v break end
         end
@@ -408,12 +421,12 @@ for name, code in pairs(KIND) do kind_names[code] = name end
 function M.kind_name(code) return kind_names[code] end
 
 --- task_of(co) -> the task running coroutine co, or nil.
-function M.task_of(co) return by_co[co] end
+function M.task_of(co) return tasks[co] end
 
 --- live_tasks() -> {[id] = task}: every live task by id.
 function M.live_tasks()
     local out = {}
-    for t in pairs(tasks) do out[t.id] = t end
+    for _, t in pairs(tasks) do out[t.id] = t end
     return out
 end
 
@@ -424,8 +437,7 @@ end
 function M.tasks()
     local out = {}
     local t0 = now()
-    for t in pairs(tasks) do
-        local co = t.co
+    for co, t in pairs(tasks) do
         out[#out + 1] = {
             id = t.id,
             state = costatus(co),
