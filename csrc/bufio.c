@@ -105,8 +105,8 @@ static void bufr_push_sentinel(lua_State *L, const char *name) {
 int bufio_conn_fail(lua_State *L, conn *c, const char *op, const char *sys, int cause,
                     int ctxidx) {
     char src[ADDR_STRLEN], dst[ADDR_STRLEN];
-    sock_format(&c->la, c->llen, src);
-    sock_format(&c->ra, c->rlen, dst);
+    sock_format(conn_la(c), c->llen, src);
+    sock_format(conn_ra(c), c->rlen, dst);
     operr e = {op, sock_netnames[c->net], src[0] ? src : NULL, dst[0] ? dst : NULL, sys, NULL,
                ctxidx};
     return errors_fail(L, &e, cause);

@@ -52,25 +52,47 @@ static int conn_reader_busy(conn *c) {
     return c->tls ? tls_reader_busy(c) : c->h.rd != NULL;
 }
 
-conn *conn_new(lua_State *L, int net) {
-    conn *c = lua_newuserdatauv(L, sizeof *c, 0);
-    memset(c, 0, sizeof *c);
+/* Bytes per address: an IPv6 sockaddr (28) or a unix one (110), rounded
+ * up to 8; a conn from a file may be either. */
+#define CONN_ACAP_IP 32
+#define CONN_ACAP_UNIX 112
+#define CONN_ACAP_ANY ((uint16_t)sizeof(struct sockaddr_storage))
+
+static conn *conn_newx(lua_State *L, int net, uint16_t acap) {
+    size_t size = sizeof(conn) + 2 * (size_t)acap;
+    conn *c = lua_newuserdatauv(L, size, 0);
+    memset(c, 0, size);
     c->h.fd = -1;
     c->net = (uint8_t)net;
+    c->acap = acap;
     luaL_setmetatable(L, CONN_MT);
     return c;
 }
 
+conn *conn_new(lua_State *L, int net) {
+    return conn_newx(L, net, net == NET_UNIX ? CONN_ACAP_UNIX : CONN_ACAP_IP);
+}
+
+/* conn_set_addr: store the address sa (len bytes) at dst (la or ra) and
+ * return its length, or 0 when it does not fit (an address of another
+ * family than the conn was made for: treated as unknown). */
+static socklen_t conn_set_addr(conn *c, struct sockaddr_storage *dst,
+                               const struct sockaddr_storage *sa, socklen_t len) {
+    if (len > c->acap) return 0;
+    memcpy(dst, sa, len);
+    return len;
+}
+
 static void conn_fill_addrs(conn *c, const struct sockaddr_storage *peer, socklen_t plen) {
-    c->llen = sizeof c->la;
-    if (getsockname(c->h.fd, (struct sockaddr *)&c->la, &c->llen) < 0) c->llen = 0;
-    if (peer) {
-        memcpy(&c->ra, peer, plen);
-        c->rlen = plen;
-    } else {
-        c->rlen = sizeof c->ra;
-        if (getpeername(c->h.fd, (struct sockaddr *)&c->ra, &c->rlen) < 0) c->rlen = 0;
+    struct sockaddr_storage ss;
+    socklen_t n = sizeof ss;
+    c->llen = getsockname(c->h.fd, (struct sockaddr *)&ss, &n) < 0 ? 0 : conn_set_addr(c, conn_la(c), &ss, n);
+    if (!peer) {
+        n = sizeof ss;
+        peer = getpeername(c->h.fd, (struct sockaddr *)&ss, &n) < 0 ? NULL : &ss;
+        plen = n;
     }
+    c->rlen = peer ? conn_set_addr(c, conn_ra(c), peer, plen) : 0;
 }
 
 int conn_attach(lua_State *L, conn *c, int fd, const struct sockaddr_storage *peer,
@@ -86,8 +108,8 @@ int conn_attach(lua_State *L, conn *c, int fd, const struct sockaddr_storage *pe
 
 int conn_failx(lua_State *L, conn *c, const char *op, const char *sys, int cause, int ctxidx) {
     char src[ADDR_STRLEN], dst[ADDR_STRLEN];
-    sock_format(&c->la, c->llen, src);
-    sock_format(&c->ra, c->rlen, dst);
+    sock_format(conn_la(c), c->llen, src);
+    sock_format(conn_ra(c), c->rlen, dst);
     operr e = {op, sock_netnames[c->net], src[0] ? src : NULL, dst[0] ? dst : NULL, sys, NULL,
                ctxidx};
     if (tls_in_handshake(c) && cause != ERR_BUSY && (op[0] == 'r' || op[0] == 'w')) {
@@ -426,13 +448,16 @@ static int conn_connect(lua_State *L) {
     task *t = task_current(L);
     if (!t) return loop_block(L, conn_connect, lua_gettop(L));
     int ctxidx = ctx_find(L, 3);
-    int e = sock_sockaddr_arg(L, 3, c->la.ss_family == AF_INET6, &c->ra, &c->rlen);
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int e = sock_sockaddr_arg(L, 3, conn_la(c)->ss_family == AF_INET6, &ss, &len);
+    if (!e && !(c->rlen = conn_set_addr(c, conn_ra(c), &ss, len))) e = EAFNOSUPPORT;
     if (e) return conn_fail(L, c, "dial", NULL, e);
     if (c->h.fd < 0) return conn_fail(L, c, "dial", NULL, ERR_CLOSED);
     if (ctx_ended(L, ctxidx)) return conn_failx(L, c, "dial", NULL, ERR_CTX, ctxidx);
     if (handle_deadline_passed(deadline)) return conn_fail(L, c, "dial", NULL, ERR_TIMEOUT);
     int r;
-    do r = connect(c->h.fd, (struct sockaddr *)&c->ra, c->rlen);
+    do r = connect(c->h.fd, (struct sockaddr *)conn_ra(c), c->rlen);
     while (r < 0 && errno == EINTR);
     if (r == 0) return conn_connect_k(L, LUA_OK, ctxidx * 2 + 1);
     e = errno;
@@ -452,7 +477,8 @@ static int conn_connect_k(lua_State *L, int status, lua_KContext kctx) {
         if (getsockopt(c->h.fd, SOL_SOCKET, SO_ERROR, &e, &n) < 0) e = errno;
         if (e) return conn_fail(L, c, "dial", "connect", e);
     }
-    struct sockaddr_storage peer = c->ra;
+    struct sockaddr_storage peer;
+    memcpy(&peer, conn_ra(c), c->rlen);
     conn_fill_addrs(c, &peer, c->rlen);
     lua_pushboolean(L, 1);
     return 1;
@@ -464,7 +490,7 @@ static int conn_bind(lua_State *L) {
     conn *c = conn_check(L);
     struct sockaddr_storage ss;
     socklen_t len;
-    int e = sock_sockaddr_arg(L, 2, c->la.ss_family == AF_INET6, &ss, &len);
+    int e = sock_sockaddr_arg(L, 2, conn_la(c)->ss_family == AF_INET6, &ss, &len);
     if (!e && bind(c->h.fd, (struct sockaddr *)&ss, len) < 0) e = errno;
     if (e) return conn_fail(L, c, "dial", "bind", e);
     lua_pushboolean(L, 1);
@@ -485,7 +511,7 @@ static int conn_socket(lua_State *L) {
         close(fd);
         return conn_fail(L, c, "dial", "epoll_ctl", e);
     }
-    c->la.ss_family = (sa_family_t)family;  /* remembered until bind/connect */
+    conn_la(c)->ss_family = (sa_family_t)family;  /* remembered until bind/connect */
     if (family != AF_UNIX) sock_set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
     return 1;
 }
@@ -541,13 +567,13 @@ static int conn_close_write(lua_State *L) {
 
 static int conn_local_addr(lua_State *L) {
     conn *c = conn_check(L);
-    sock_push_addr(L, &c->la, c->llen, sock_netnames[c->net]);
+    sock_push_addr(L, conn_la(c), c->llen, sock_netnames[c->net]);
     return 1;
 }
 
 static int conn_remote_addr(lua_State *L) {
     conn *c = conn_check(L);
-    sock_push_addr(L, &c->ra, c->rlen, sock_netnames[c->net]);
+    sock_push_addr(L, conn_ra(c), c->rlen, sock_netnames[c->net]);
     return 1;
 }
 
@@ -633,8 +659,8 @@ static int conn_file(lua_State *L) {
 static int conn_tostring(lua_State *L) {
     conn *c = conn_check(L);
     char src[ADDR_STRLEN], dst[ADDR_STRLEN];
-    sock_format(&c->la, c->llen, src);
-    sock_format(&c->ra, c->rlen, dst);
+    sock_format(conn_la(c), c->llen, src);
+    sock_format(conn_ra(c), c->rlen, dst);
     if (c->tls)
         lua_pushfstring(L, "tls conn %s %s->%s (%s)", sock_netnames[c->net], src, dst,
                         c->h.fd < 0 ? "closed" : tls_tostring_state(c));
@@ -653,7 +679,7 @@ static int conn_from_file(lua_State *L) {
     struct sockaddr_storage ss;
     socklen_t sl = sizeof ss;
     int nfd = sock_dup(fd);
-    conn *c = conn_new(L, NET_TCP);
+    conn *c = conn_newx(L, NET_TCP, CONN_ACAP_ANY);   /* TCP or unix: not known yet */
     if (nfd < 0) return conn_fail(L, c, "file", "dup", -nfd);
     if (getsockopt(nfd, SOL_SOCKET, SO_TYPE, &type, &n) < 0 || type != SOCK_STREAM ||
         getsockname(nfd, (struct sockaddr *)&ss, &sl) < 0) {

@@ -17,12 +17,26 @@ typedef struct conn {
     struct tls_state *tls; /* the TLS byte layer (tls.c), or NULL: plain bytes */
     uint8_t net;          /* NET_* */
     uint8_t wlocked;      /* a write is in progress across parks */
-    waitq wq;             /* writers queued behind it, FIFO */
+    uint16_t acap;        /* bytes for each address below */
     socklen_t llen, rlen; /* 0 when unknown */
-    struct sockaddr_storage la, ra;
+    waitq wq;             /* writers queued behind it, FIFO */
+    /* The local then the remote address, acap bytes each, sized by the
+     * network when the conn is made: an IP conn keeps 32 bytes per address
+     * rather than a whole sockaddr_storage (the idle-memory budget). Read
+     * them through conn_la / conn_ra. */
+    uint64_t addr[];
 } conn;
 
-/* conn_new: push a new closed conn of network net (fd -1). */
+/* conn_la / conn_ra: c's local / remote address (llen / rlen bytes valid). */
+static inline struct sockaddr_storage *conn_la(conn *c) {
+    return (struct sockaddr_storage *)(void *)c->addr;
+}
+static inline struct sockaddr_storage *conn_ra(conn *c) {
+    return (struct sockaddr_storage *)(void *)((char *)c->addr + c->acap);
+}
+
+/* conn_new: push a new closed conn of network net (fd -1), with room for
+ * that network's addresses. */
 conn *conn_new(lua_State *L, int net);
 
 /* conn_attach: make c own fd (registered with the loop); on failure closes

@@ -749,7 +749,7 @@ static int tls_setup_client(conn *c, tls_state *s, tls_ctxdata *d, const char *n
     }
     if (d->sessions) {
         char addr[ADDR_STRLEN];
-        sock_format(&c->ra, c->rlen, addr);
+        sock_format(conn_ra(c), c->rlen, addr);
         char *key = strdup(s->name ? s->name : addr);
         if (!key || !SSL_set_ex_data(ssl, tlscfg_conn_index(), key)) {
             free(key);
@@ -778,8 +778,8 @@ static void tls_setup_server(tls_state *s, tls_ctxdata *d) {
 /* A failure of tls_wrap before the conn became a TLS conn. */
 static int tls_wrap_fail(lua_State *L, conn *c, const char *code, const char *msg) {
     char src[ADDR_STRLEN], dst[ADDR_STRLEN];
-    sock_format(&c->la, c->llen, src);
-    sock_format(&c->ra, c->rlen, dst);
+    sock_format(conn_la(c), c->llen, src);
+    sock_format(conn_ra(c), c->rlen, dst);
     operr e = {"handshake", sock_netnames[c->net], src[0] ? src : NULL, dst[0] ? dst : NULL,
                NULL, NULL, 0};
     return errors_fail_tls(L, &e, code, msg);

@@ -396,13 +396,15 @@ local function where(co, fn)
         end
     end
     if not fn then                                -- the task's function: the local
-        local level = 0                           -- fn of body, the bottom frame
+        local level = 0                           -- fn of body, the bottom frame,
         while getinfo(co, level + 1, "l") do level = level + 1 end
-        for i = 1, 8 do
+        for i = 1, getinfo(co, level, "l") and 8 or 0 do
             local name, v = debug.getlocal(co, level, i)
             if not name then break end
             if name == "fn" then fn = v break end
         end
+        local t = tasks[co]                       -- or, before it starts, in its args
+        if not fn and t and t.args then fn = t.args[1] end
     end
     local info = type(fn) == "function" and getinfo(fn, "S")  -- a tail call left no user frame
     if info and info.what == "Lua" then return info.short_src .. ":" .. info.linedefined end
