@@ -184,3 +184,17 @@ bench-timers: all
 	$(LUAENV) $(LUA) bench/timers/run.lua --n $(BENCH_TIMERS_N)
 
 .PHONY: bench-timers
+
+# perfdoc: regenerate docs/performance.md's generated sections from the newest
+# committed harness run, bench/results/<stamp>/ (tools/perfdoc.lua);
+# perfdoc-check (part of lint) fails when they differ from it
+PERFDOC_RUN = $(patsubst %/raw.tsv,%,$(lastword $(sort $(wildcard bench/results/*/raw.tsv))))
+perfdoc:
+	$(LUA) tools/perfdoc.lua $(PERFDOC_RUN)
+
+perfdoc-check:
+	$(LUA) tools/perfdoc.lua $(PERFDOC_RUN) --check
+
+lint: perfdoc-check
+
+.PHONY: perfdoc perfdoc-check
