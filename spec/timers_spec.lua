@@ -1,0 +1,121 @@
+--- spec/timers_spec.lua: what bench/timers/run.lua relies on, at a few
+-- thousand instead of 100k: timers fire in deadline order whatever order
+-- they were armed in, a cancel leaves no timer armed and no task behind,
+-- one parent cancel wakes every select parked under its children, and a
+-- live context costs a bounded number of heap bytes.
+local lu = require "luaunit"
+local net = require "coronet"
+local H = dofile("spec/helpers.lua")
+local sched = require "coronet.sched"
+local context = require "coronet.context"
+
+TestTimers = {}
+
+local N = 2000
+
+-- a permutation of 0..n-1: deadlines armed in scattered order
+local function perm(i, n) return (i * 1000003) % n end
+
+local function settle(cond)
+    for _ = 1, 1000 do
+        if cond() then return true end
+        net.yield()
+    end
+    return cond()
+end
+
+function TestTimers:test_distinct_deadlines_fire_in_deadline_order()
+    H.run(function()
+        local s0 = net.debug.stats()
+        local base = net.now() + 0.02
+        local fired = {}
+        local parked = 0
+        for i = 1, N do
+            local dl = base + 0.03 * perm(i, N) / N
+            net.go(function()
+                parked = parked + 1
+                sched.park(dl, sched.KIND.sleep)    -- the absolute deadline net.sleep parks with
+                fired[#fired + 1] = dl
+            end)
+        end
+        lu.assertTrue(settle(function() return parked == N end))
+        lu.assertEquals(net.debug.stats().timers - s0.timers, N)
+        lu.assertTrue(settle(function() return #fired == N end) or net.sleep(0.2) and #fired == N)
+        local inversions = 0
+        for i = 2, N do if fired[i] < fired[i - 1] then inversions = inversions + 1 end end
+        lu.assertEquals(inversions, 0)
+        lu.assertEquals(net.debug.stats().timers, s0.timers)
+        lu.assertEquals(net.debug.stats().tasks, s0.tasks)
+    end)
+end
+
+function TestTimers:test_cancel_before_the_deadline_leaves_nothing_armed()
+    H.run(function()
+        local s0 = net.debug.stats()
+        local ctxs, cancels = {}, {}
+        for i = 1, N do
+            ctxs[i], cancels[i] = context.with_timeout(context.background(), 60 + perm(i, N) / N)
+        end
+        lu.assertEquals(net.debug.stats().timers, s0.timers)       -- a deadline alone costs no timer
+        for i = 1, N do ctxs[i]:done() end                        -- one timer task each
+        lu.assertTrue(settle(function() return net.debug.stats().timers - s0.timers == N end))
+        lu.assertEquals(net.debug.stats().tasks - s0.tasks, N)
+        for i = 1, N do cancels[i]() end
+        for i = 1, N do lu.assertIs(ctxs[i]:err(), context.Canceled) end
+        lu.assertTrue(settle(function() return net.debug.stats().tasks == s0.tasks end))
+        lu.assertEquals(net.debug.stats().timers, s0.timers)
+        for i = 1, N do lu.assertTrue(ctxs[i]:done():is_closed()) end
+    end)
+end
+
+function TestTimers:test_one_parent_cancel_wakes_every_select_under_its_children()
+    H.run(function()
+        local s0 = net.debug.stats()
+        local parent, cancel = context.with_cancel(context.background())
+        local ch = net.chan(0)
+        local parked, woke = 0, 0
+        local errs = {}
+        for i = 1, N do
+            net.go(function()
+                local ctx = context.with_timeout(parent, 60 + perm(i, N) / N)
+                parked = parked + 1
+                local idx, err = net.select({{ch, "recv"}}, ctx)
+                if idx == nil then errs[err] = (errs[err] or 0) + 1 end
+                woke = woke + 1
+            end)
+        end
+        lu.assertTrue(settle(function() return net.debug.stats().blocked.select - s0.blocked.select == N end))
+        lu.assertEquals(parked, N)
+        lu.assertEquals(net.debug.stats().timers - s0.timers, N)    -- each parks bounded by its ctx's deadline
+        cancel()
+        lu.assertTrue(settle(function() return woke == N end))
+        lu.assertEquals(errs[context.Canceled], N)
+        lu.assertEquals(net.debug.stats().timers, s0.timers)
+        lu.assertEquals(net.debug.stats().tasks, s0.tasks)
+        lu.assertNil(ch.recvq.head)                                -- every waiter left the channel's queue
+    end)
+end
+
+-- The heap bytes one live with_timeout ctx (and its cancel function) costs.
+local function bytes_per_ctx(n)
+    local ctxs, cancels = {}, {}
+    for i = 1, n do ctxs[i], cancels[i] = false, false end      -- the slots are not the ctx's cost
+    collectgarbage("collect"); collectgarbage("collect")
+    local before = collectgarbage("count")
+    local bg = context.background()
+    for i = 1, n do
+        ctxs[i], cancels[i] = context.with_timeout(bg, 60)
+    end
+    collectgarbage("collect"); collectgarbage("collect")
+    local during = collectgarbage("count")
+    for i = 1, n do cancels[i]() end
+    return (during - before) * 1024 / n
+end
+
+function TestTimers:test_a_live_context_costs_a_bounded_number_of_bytes()
+    -- Lua 5.4, 64-bit: the ctx table, its waiters and children sets and
+    -- the cancel closure are about 360 B; each ctx used to make its own
+    -- weak metatable for its children set too (about 80 B more: 440 B)
+    local b = bytes_per_ctx(N)
+    lu.assertTrue(b < 400, string.format("%.0f B per live ctx", b))
+end
