@@ -30,17 +30,21 @@ function TestTimers:test_distinct_deadlines_fire_in_deadline_order()
         local base = net.now() + 0.02
         local fired = {}
         local parked = 0
+        local wg = net.wait_group()
+        wg:add(N)
         for i = 1, N do
             local dl = base + 0.03 * perm(i, N) / N
             net.go(function()
                 parked = parked + 1
                 sched.park(dl, sched.KIND.sleep)    -- the absolute deadline net.sleep parks with
                 fired[#fired + 1] = dl
+                wg:done()
             end)
         end
         lu.assertTrue(settle(function() return parked == N end))
         lu.assertEquals(net.debug.stats().timers - s0.timers, N)
-        lu.assertTrue(settle(function() return #fired == N end) or net.sleep(0.2) and #fired == N)
+        wg:wait()
+        lu.assertEquals(#fired, N)
         local inversions = 0
         for i = 2, N do if fired[i] < fired[i - 1] then inversions = inversions + 1 end end
         lu.assertEquals(inversions, 0)
@@ -98,13 +102,14 @@ end
 
 -- The heap bytes one live with_timeout ctx (and its cancel function) costs.
 local function bytes_per_ctx(n)
-    local ctxs, cancels = {}, {}
-    for i = 1, n do ctxs[i], cancels[i] = false, false end      -- the slots are not the ctx's cost
+    local cancels = {}                     -- a cancel function holds its ctx
+    for i = 1, n do cancels[i] = false end      -- the slots are not the ctx's cost
     collectgarbage("collect"); collectgarbage("collect")
     local before = collectgarbage("count")
     local bg = context.background()
     for i = 1, n do
-        ctxs[i], cancels[i] = context.with_timeout(bg, 60)
+        local _, cancel = context.with_timeout(bg, 60)
+        cancels[i] = cancel
     end
     collectgarbage("collect"); collectgarbage("collect")
     local during = collectgarbage("count")
