@@ -188,12 +188,14 @@ bench-timers: all
 # perfdoc: regenerate docs/performance.md's generated sections from the newest
 # committed harness run, bench/results/<stamp>/ (tools/perfdoc.lua);
 # perfdoc-check (part of lint) fails when they differ from it
+# (PERFDOC_FLAGS: e.g. --server coronet-buf for the bars of another server)
 PERFDOC_RUN = $(patsubst %/raw.tsv,%,$(lastword $(sort $(wildcard bench/results/*/raw.tsv))))
+PERFDOC_FLAGS ?=
 perfdoc:
-	$(LUA) tools/perfdoc.lua $(PERFDOC_RUN)
+	$(LUA) tools/perfdoc.lua $(PERFDOC_RUN) $(PERFDOC_FLAGS)
 
 perfdoc-check:
-	$(LUA) tools/perfdoc.lua $(PERFDOC_RUN) --check
+	$(LUA) tools/perfdoc.lua $(PERFDOC_RUN) $(PERFDOC_FLAGS) --check
 
 lint: perfdoc-check
 

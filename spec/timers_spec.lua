@@ -124,3 +124,31 @@ function TestTimers:test_a_live_context_costs_a_bounded_number_of_bytes()
     local b = bytes_per_ctx(N)
     lu.assertTrue(b < 400, string.format("%.0f B per live ctx", b))
 end
+
+-- bench/timers/run.lua itself, at a tiny n (its figures are not asserted,
+-- only that it runs, prints a parseable line per figure and finds nothing
+-- left behind)
+function TestTimers:test_the_benchmark_runs_and_prints_parseable_results()
+    local p = io.popen("lua5.4 bench/timers/run.lua --n 200,400 --base 0.05 --spread 0.05 2>&1")
+    local out = p:read("a")
+    local ok = p:close()
+    lu.assertTrue(ok, out)
+    local names = {}
+    for line in out:gmatch("[^\n]+") do
+        local name, n, us, bytes = line:match("^RESULT name=(%S+) n=(%d+) us_per_op=([%d.]+) bytes_per_op=(%-?[%d.]+)")
+        if name then
+            names[name .. "@" .. n] = true
+            lu.assertNotNil(tonumber(us))
+            lu.assertNotNil(tonumber(bytes))
+            local after = line:match(" timers_after=(%-?%d+)")
+            if after then lu.assertEquals(after, "0", line) end
+            local tasks = line:match(" tasks_after=(%-?%d+)")
+            if tasks then lu.assertEquals(tasks, "0", line) end
+        end
+    end
+    for _, name in ipairs{"sleep.spawn_park", "sleep.fire", "burst.fire", "ctx.create", "ctx.cancel",
+                          "ctxdone.cancel", "select.park", "select.cancel"} do
+        lu.assertTrue(names[name .. "@200"] and names[name .. "@400"], name .. " missing:\n" .. out)
+    end
+    lu.assertStrContains(out, "| ctx.cancel |")                 -- the scaling table
+end
