@@ -73,6 +73,10 @@ function TestPerfdoc:test_smoke_run_medians_and_ratios_from_raw_rows()
     lu.assertEquals((bar_verdict(run, "echo64 round trips/s", "coronet")), "not met")
     lu.assertEquals((bar_verdict(run, "idle KiB per conn", "coronet")), "not met")
     lu.assertEquals((bar_verdict(run, "bulk MiB/s", "coronet")), "not in run")
+    local md = P.render_bars(run, "coronet")
+    lu.assertStrContains(md, "coronet: 0 of 2 bars in this run met.")
+    lu.assertStrContains(md, "This is not a full run (1 run(s) x 3 s")
+    lu.assertNotStrContains(P.render_bars(assert(P.load(FULL)), "coronet"), "not a full run")
 end
 
 function TestPerfdoc:test_full_run_table_agrees_with_the_harness_report()

@@ -353,6 +353,11 @@ function M.render_bars(run, srv)
     end
     out[#out + 1] = ""
     out[#out + 1] = string.format("%s: %d of %d bars in this run met.", srv, met, total)
+    local r, d = (run.params or ""):match("Medians of (%d+) run%(s%) x ([%d.]+) s")
+    if r and (tonumber(r) < 3 or tonumber(d) < 5) then
+        out[#out + 1] = string.format("This is not a full run (%s run(s) x %s s; the bars are judged on 3 x 5 s):"
+            .. " these verdicts do not count.", r, d)
+    end
     return table.concat(out, "\n")
 end
 
