@@ -401,6 +401,10 @@ function M.render_callgrind(path)
     local labels, wls, seenl, seenw, v = {}, {}, {}, {}, {}
     for _, line in ipairs(lines_of(text)) do
         local f = split(line, "\t")
+        if #f < 3 then                                    -- space-separated will do too
+            f = {}
+            for w in line:gmatch("%S+") do f[#f + 1] = w end
+        end
         local ipo = tonumber(f[3])
         if #f >= 3 and ipo then
             local label, wl = f[1], f[2]
