@@ -175,3 +175,28 @@ clean:
 	rm -rf $(BUILD)
 
 .PHONY: lint doc all deps deps-demo check demo forty asan valgrind rock install clean soak fuzz fuzz-bins
+
+# bench-timers: timers at scale (bench/timers/run.lua, issue 14): sleeps with
+# distinct deadlines, contexts cancelled before they fire, selects woken by a
+# cancel, at each n in BENCH_TIMERS_N (smoke run: BENCH_TIMERS_N=1000,5000)
+BENCH_TIMERS_N ?= 10000,100000
+bench-timers: all
+	$(LUAENV) $(LUA) bench/timers/run.lua --n $(BENCH_TIMERS_N)
+
+.PHONY: bench-timers
+
+# perfdoc: regenerate docs/performance.md's generated sections from the newest
+# committed harness run, bench/results/<stamp>/ (tools/perfdoc.lua);
+# perfdoc-check (part of lint) fails when they differ from it
+# (PERFDOC_FLAGS: e.g. --server coronet-buf for the bars of another server)
+PERFDOC_RUN = $(patsubst %/raw.tsv,%,$(lastword $(sort $(wildcard bench/results/*/raw.tsv))))
+PERFDOC_FLAGS ?=
+perfdoc:
+	$(LUA) tools/perfdoc.lua $(PERFDOC_RUN) $(PERFDOC_FLAGS)
+
+perfdoc-check:
+	$(LUA) tools/perfdoc.lua $(PERFDOC_RUN) $(PERFDOC_FLAGS) --check
+
+lint: perfdoc-check
+
+.PHONY: perfdoc perfdoc-check

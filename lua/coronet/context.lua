@@ -31,9 +31,11 @@ M.Context = Ctx
 -- set of live descendants one level down; nil once ended), _done (the done
 -- channel, made on demand), _timer (the done channel's timer task), and
 -- _key/_value/_has_value for with_value.
+local WEAK_KEYS = {__mode = "k"}             -- shared by every _children set
+
 local function new(parent)
     return setmetatable({_parent = parent, _deadline = parent and parent._deadline,
-                         _waiters = {}, _children = setmetatable({}, {__mode = "k"})}, Ctx)
+                         _waiters = {}, _children = setmetatable({}, WEAK_KEYS)}, Ctx)
 end
 
 local background = new(nil)
