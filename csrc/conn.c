@@ -132,7 +132,7 @@ static int conn_fail(lua_State *L, conn *c, const char *op, const char *sys, int
 /* ---- read ----------------------------------------------------------- */
 
 static int conn_read_k(lua_State *L, int status, lua_KContext kctx);
-static int conn_read_run(lua_State *L, conn *c, task *t, int status, int ctxidx);
+static int conn_read_run(lua_State *L, conn *c, task *t, int status, int ctxidx, size_t max);
 
 /* conn:read([max] [, ctx]) -> data | nil, err: 1..max bytes (default
  * 64 KiB), or nil, net.EOF at end of stream. */
@@ -145,7 +145,7 @@ static int conn_read(lua_State *L) {
     if (!t) return loop_block(L, conn_read, lua_gettop(L));
     if (ctx_ended(L, ctxidx)) return conn_failx(L, c, "read", NULL, ERR_CTX, ctxidx);
     if (conn_reader_busy(c)) return conn_fail(L, c, "read", NULL, ERR_BUSY);
-    return conn_read_run(L, c, t, LUA_OK, ctxidx);
+    return conn_read_run(L, c, t, LUA_OK, ctxidx, (size_t)max);
 }
 
 /* conn_tls_read_fail: a TLS read's failure (cause from tls_read): EOF and
@@ -160,17 +160,19 @@ static int conn_tls_read_fail(lua_State *L, conn *c, int cause, int ctxidx) {
 }
 
 static int conn_read_k(lua_State *L, int status, lua_KContext kctx) {
-    return conn_read_run(L, conn_check(L), task_current(L), status, (int)kctx);
+    int ctxidx = (int)kctx;
+    size_t max = ctxidx == 2 ? CONN_READ_DEFAULT : (size_t)luaL_optinteger(L, 2, CONN_READ_DEFAULT);
+    return conn_read_run(L, conn_check(L), task_current(L), status, ctxidx, max);
 }
 
 /* The body of read and its continuation: c and t are the conn at 1 and
- * the running task, status the continuation's (LUA_OK on the first try). */
-static int conn_read_run(lua_State *L, conn *c, task *t, int status, int ctxidx) {
+ * the running task, status the continuation's (LUA_OK on the first try),
+ * max the byte limit of the read argument. */
+static int conn_read_run(lua_State *L, conn *c, task *t, int status, int ctxidx, size_t max) {
     lua_KContext kctx = ctxidx;
     tls_resumed(c, t, TLS_ROLE_READ);
     int cause = task_resume_cause(L, t, status, ctxidx);
     if (cause) return conn_failx(L, c, "read", NULL, cause, ctxidx);
-    size_t max = ctxidx == 2 ? CONN_READ_DEFAULT : (size_t)luaL_optinteger(L, 2, CONN_READ_DEFAULT);
     loop *lp = c->h.lp;
     if (max > lp->rbufsz) max = lp->rbufsz;
     for (;;) {
@@ -316,7 +318,16 @@ static const char *conn_write_range(lua_State *L, size_t *from, size_t *to) {
 }
 
 static int conn_write_k(lua_State *L, int status, lua_KContext kctx);
-static int conn_write_run(lua_State *L, conn *c, task *t, int status, size_t done);
+static int conn_write_run(lua_State *L, conn *c, task *t, int status, size_t done,
+                          const char *p, size_t len);
+
+/* The bytes to write (data:sub(i, j) of the arguments): *len of them at the result. */
+static const char *conn_write_bytes(lua_State *L, size_t *len) {
+    size_t from, to;
+    const char *s = conn_write_range(L, &from, &to);
+    *len = to - from;
+    return s + from;
+}
 static int conn_write_fail(lua_State *L, conn *c, const char *sys, int cause, size_t done);
 
 /* Writers are serialised, as in Go: each write goes out whole. A write that
@@ -345,7 +356,9 @@ static int conn_write_wait_k(lua_State *L, int status, lua_KContext kctx) {
         lua_pushinteger(L, 0);
         return 3;
     }
-    return conn_write_run(L, c, t, LUA_YIELD, (size_t)kctx); /* the lock is ours now */
+    size_t len;
+    const char *p = conn_write_bytes(L, &len);
+    return conn_write_run(L, c, t, LUA_YIELD, (size_t)kctx, p, len); /* the lock is ours now */
 }
 
 /* conn:write(data [, i, j] [, ctx]) -> n | nil, err, n_written: write all
@@ -363,14 +376,14 @@ static int conn_write(lua_State *L) {
         lua_pushnil(L);
         lua_replace(L, ctxidx);
     }
-    size_t from, to;
-    conn_write_range(L, &from, &to);
+    size_t len;
+    const char *p = conn_write_bytes(L, &len);
     if (ctx_ended(L, ctxidx ? 5 : 0)) return conn_write_fail(L, c, NULL, ERR_CTX, 0);
     if (c->wlocked && c->h.fd >= 0) {
         waitq_push(&c->wq, t);
         return task_park_ctx(L, t, NULL, c->h.wrl, PARK_WRITE, ctxidx ? 5 : 0, 0, conn_write_wait_k);
     }
-    return conn_write_run(L, c, t, LUA_OK, 0);
+    return conn_write_run(L, c, t, LUA_OK, 0, p, len);
 }
 
 static int conn_write_fail(lua_State *L, conn *c, const char *sys, int cause, size_t done) {
@@ -380,26 +393,26 @@ static int conn_write_fail(lua_State *L, conn *c, const char *sys, int cause, si
 }
 
 static int conn_write_k(lua_State *L, int status, lua_KContext kctx) {
-    return conn_write_run(L, conn_check(L), task_current(L), status, (size_t)kctx);
+    size_t len;
+    const char *p = conn_write_bytes(L, &len);
+    return conn_write_run(L, conn_check(L), task_current(L), status, (size_t)kctx, p, len);
 }
 
 /* The body of write and its continuations: done bytes went out already. */
-static int conn_write_run(lua_State *L, conn *c, task *t, int status, size_t done) {
+static int conn_write_run(lua_State *L, conn *c, task *t, int status, size_t done,
+                          const char *p, size_t len) {
     int ctxidx = lua_isnil(L, 5) ? 0 : 5;
-    size_t from, to;
-    const char *s = conn_write_range(L, &from, &to);
     int held = status == LUA_YIELD;      /* we parked before: we hold the lock */
     tls_resumed(c, t, TLS_ROLE_WRITE);
     int cause = task_resume_cause(L, t, status, ctxidx);
     int r = 0;
-    size_t len = to - from;
     while (!cause) {
         if (c->h.fd < 0) { cause = ERR_CLOSED; break; }
         if (handle_deadline_passed(c->h.wrl)) { cause = ERR_TIMEOUT; break; }
         if (done >= len) break;
         if (c->tls) {
             int why;
-            ssize_t n = tls_write(c, s + from + done, len - done, &why);
+            ssize_t n = tls_write(c, p + done, len - done, &why);
             if (n > 0) {
                 done += (size_t)n;
                 continue;
@@ -412,7 +425,7 @@ static int conn_write_run(lua_State *L, conn *c, task *t, int status, size_t don
             return tls_park(L, c, t, why, TLS_ROLE_WRITE, ctxidx, (lua_KContext)done,
                             conn_write_k);
         }
-        ssize_t n = handle_send(&c->h, s + from + done, len - done);
+        ssize_t n = handle_send(&c->h, p + done, len - done);
         if (n >= 0) {
             done += (size_t)n;
             continue;
