@@ -1,0 +1,127 @@
+--- spec/readiness_spec.lua: the readiness hints (csrc/loop.c handle_recv,
+-- handle_send). After a short read or EAGAIN a conn parks without a recv
+-- until the poller reports it readable again, and likewise for writes. A
+-- hint that was wrong would park a reader forever on data or a FIN that
+-- already arrived: each test here ends in a watchdog failure instead.
+local lu = require "luaunit"
+local net = require "coronet"
+local H = dofile("spec/helpers.lua")
+local sched = require "coronet.sched"
+
+local spawned = {}
+local function T(fn)
+    local test = H.test(fn, {seconds = 10, unstick = function()
+        for t in pairs(spawned) do
+            if not t:is_done() then sched.wake(t, sched.WAKE.canceled) end
+        end
+    end})
+    return function()
+        spawned = {}
+        test()
+    end
+end
+
+local function spawn(fn, ...)
+    local t = H.spawn(fn, ...)
+    spawned[t] = true
+    return t
+end
+
+-- turns(n): let the loop poll n times, so pending events are dispatched.
+local function turns(n)
+    for _ = 1, n do net.sleep(0) end
+end
+
+-- parked(c): wait until a task is parked reading c.
+local function parked_reading()
+    for _ = 1, 1000 do
+        if (net.debug.stats().blocked or {}).read or 0 > 0 then return end
+        net.sleep(0)
+    end
+    error("no reader parked")
+end
+
+TestReadiness = {}
+
+for _, network in ipairs({"tcp", "unix"}) do
+    -- data and FIN arrive together, and the loop dispatches their event
+    -- before the first read: the short read must not leave the conn
+    -- waiting for an edge that already came.
+    TestReadiness["test_fin_with_data_seen_before_the_read_" .. network] = T(function(defer)
+        local a, b = H.pair(defer, network)
+        assert(a:write("hello"))
+        assert(a:close())
+        turns(3)
+        lu.assertEquals(b:read(64), "hello")
+        local v, err = b:read(64)
+        lu.assertNil(v)
+        lu.assertIs(err, net.EOF)
+    end)
+
+    -- the same with the event still pending when the first read runs
+    TestReadiness["test_fin_with_data_read_at_once_" .. network] = T(function(defer)
+        local a, b = H.pair(defer, network)
+        assert(a:write("hello"))
+        assert(a:close())
+        lu.assertEquals(b:read(64), "hello")
+        local v, err = b:read(64)
+        lu.assertNil(v)
+        lu.assertIs(err, net.EOF)
+    end)
+
+    -- after a short read the next read parks; data sent later wakes it
+    TestReadiness["test_short_read_then_later_data_" .. network] = T(function(defer)
+        local a, b = H.pair(defer, network)
+        assert(a:write("ab"))
+        lu.assertEquals(b:read(64), "ab")
+        local t = spawn(function() return b:read(64) end)
+        parked_reading()
+        assert(a:write("cd"))
+        lu.assertEquals(H.join(t), "cd")
+    end)
+end
+
+TestReadiness.test_reset_after_data_is_reported = T(function(defer)
+    local a, b = H.pair(defer)
+    assert(a:write("x"))
+    assert(a:set_linger(0))
+    assert(a:close())                            -- RST after the byte
+    turns(3)
+    lu.assertEquals(b:read(64), "x")
+    local v, err = b:read(64)
+    lu.assertNil(v)
+    lu.assertEquals(err.code, "ECONNRESET")
+end)
+
+TestReadiness.test_bufio_reader_sees_fin_after_a_short_fill = T(function(defer)
+    local a, b = H.pair(defer)
+    local rd = net.bufio.reader(b)
+    assert(a:write("line\npartial"))
+    assert(a:close())
+    turns(3)
+    lu.assertEquals(rd:read_line(), "line")
+    local v, err, partial = rd:read_line()       -- a last line with no LF
+    lu.assertNil(v)
+    lu.assertIs(err, net.ErrUnexpectedEOF)
+    lu.assertEquals(partial, "partial")
+end)
+
+-- A write bigger than the socket buffers goes out in pieces: each short
+-- send parks until the peer drains, and every byte arrives in order.
+TestReadiness.test_short_writes_park_and_finish = T(function(defer)
+    local a, b = H.pair(defer)
+    local chunk = string.rep("0123456789abcdef", 4096)   -- 64 KiB
+    local data = chunk:rep(64)                            -- 4 MiB
+    local w = spawn(function() return a:write(data) end)
+    local got, n = {}, 0
+    while n < #data do
+        local s = assert(b:read(65536))
+        got[#got + 1] = s
+        n = n + #s
+    end
+    lu.assertEquals(H.join(w), #data)
+    lu.assertEquals(n, #data)
+    lu.assertTrue(table.concat(got) == data)
+end)
+
+if not SPEC_RUNNER then os.exit(lu.LuaUnit.run()) end
