@@ -291,7 +291,7 @@ for name, mk in pairs(TRANSPORTS) do
         buf:reset()
         assert(a:write("ok"))                        -- the conn stays usable
         local got = 0
-        while got < 2 do got = got + assert(b:read_into(buf, 16, ctx and net.context.background())) end
+        while got < 2 do got = got + assert(b:read_into(buf, 16, net.context.background())) end
         lu.assertEquals(buf:tostring(), "ok")
         H.assert_err(b:read_into(buf, ctx))          -- an ended ctx: at once
     end)
@@ -379,6 +379,26 @@ for name, mk in pairs(TRANSPORTS) do
         lu.assertEquals(#buf, #data - done)
     end)
 end
+
+TestWriteBuffer.test_read_into_must_not_grow_a_buffer_a_write_uses = T(function(defer)
+    local a, b = pair(defer)
+    local c, d = pair(defer)
+    local data = pattern(8 << 20)
+    local buf = net.buffer(#data):append(data)       -- full: a read_into would have to grow it
+    local w = H.spawn(function() return a:write(buf) end)
+    net.yield()
+    assert(c:write("more"))
+    local ok, err = pcall(d.read_into, d, buf)
+    lu.assertFalse(ok)
+    lu.assertStrContains(tostring(err), "buffer busy")
+    lu.assertEquals(buf:cap(), #data, "nothing moved")
+    local r = net.go(function() return H.read_to_eof(b) end)
+    lu.assertEquals(H.join(w), #data)
+    a:close_write()
+    lu.assertTrue(r:wait() == data)
+    buf:reset()
+    lu.assertEquals(d:read_into(buf), 4)              -- idle again: it reads
+end)
 
 TestWriteBuffer.test_read_into_while_write_parked_appends = T(function(defer)
     local a, b = pair(defer)
@@ -509,6 +529,7 @@ local function proxied(recv, chunks)
                 buf:reset()
             end
             c:close_write()
+            lu.assertEquals(buf:cap(), 65536, "the block never grew")
         end)
         local got = 0
         local sink = net.go(function()
