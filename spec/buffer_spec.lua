@@ -509,6 +509,28 @@ for name, mk in pairs(TRANSPORTS) do
 end
 
 ---------------------------------------------------------------------------
+-- net.debug.tap shows the bytes of read_into and write(buf)
+---------------------------------------------------------------------------
+TestTapBuffer = {}
+
+TestTapBuffer.test_tap_shows_buffer_bytes = T(function(defer)
+    local a, b = pair(defer)
+    local records = {}
+    local ta = net.debug.tap(a, function(r) records[#records + 1] = r end)
+    local buf = net.buffer():append("old:")
+    assert(b:write("hi"))
+    local got = 0
+    while got < 2 do got = got + assert(ta:read_into(buf)) end
+    lu.assertEquals(ta:write(buf, 5), 2)
+    lu.assertEquals(b:read_full(2), "hi")
+    lu.assertStrMatches(records[1], '.* < %d bytes "hi?"$')  -- the bytes read, not the buffer
+    lu.assertStrContains(records[#records], '> 2 bytes "hi"')  -- the range written
+    assert(ta:write("xyz", 2, 3))                    -- a string's range too
+    lu.assertStrContains(records[#records], '> 2 bytes "yz"')
+    lu.assertEquals(b:read_full(2), "yz")
+end)
+
+---------------------------------------------------------------------------
 -- No allocation per chunk
 ---------------------------------------------------------------------------
 TestNoAlloc = {}
