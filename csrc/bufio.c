@@ -25,6 +25,7 @@
 #include <sys/types.h>
 #include "lauxlib.h"
 #include "bufio.h"
+#include "buffer.h"
 #include "errors.h"
 #include "sock.h"
 #include "utf8.h"
@@ -691,6 +692,29 @@ static int bufr_peek(lua_State *L) {
     return bufr_begin(L, b, OP_PEEK, n, 0, 0, ctx_find(L, 3));
 }
 
+/* reader:_take_into(buf [, max]) -> n | nil, err: move up to max (default:
+ * what fits, as conn:read_into) of the buffered bytes into the net.buffer
+ * buf; 0 when nothing is buffered (read_into then reads through). */
+static int bufr_take_into(lua_State *L) {
+    bufr *b = bufr_check(L);
+    buffer *dst = luaL_checkudata(L, 2, BUFFER_MT);
+    lua_Integer max = luaL_optinteger(L, 3, 0);
+    luaL_argcheck(L, max > 0 || lua_isnoneornil(L, 3), 3, "max must be positive");
+    if (b->busy) return bufr_fail_cause(L, b, NULL, ERR_BUSY);
+    size_t avail = bufr_avail(b), room = 0;
+    if (avail) {
+        size_t want = max > 0 && (size_t)max < avail ? (size_t)max : avail;
+        char *p = buffer_room(L, dst, want, &room);
+        memcpy(p, bufr_at(b), room);
+        buffer_commit(dst, room);
+        b->r += room;
+        b->lastw = 0;
+        bufr_settle(b);
+    }
+    lua_pushinteger(L, (lua_Integer)room);
+    return 1;
+}
+
 /* reader:discard(n [, ctx]) -> n | nil, err, discarded: skip n bytes. */
 static int bufr_discard(lua_State *L) {
     bufr *b = bufr_check(L);
@@ -880,6 +904,7 @@ static const luaL_Reg bufr_methods[] = {
     {"_fill", bufr_fill},
     {"_read_full_at", bufr_read_full_at},
     {"_source", bufr_source},
+    {"_take_into", bufr_take_into},
     {"_token", bufr_token},
     {"buffered", bufr_buffered},
     {"discard", bufr_discard},

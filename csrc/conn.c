@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include "lauxlib.h"
 #include "addr.h"
+#include "buffer.h"
 #include "class.h"
 #include "conn.h"
 #include "errors.h"
@@ -48,7 +49,7 @@ static conn *conn_check(lua_State *L) {
 
 /* Whether a read is already in progress: a TLS read may wait off the
  * read slot (behind a writer, or for writability). */
-static int conn_reader_busy(conn *c) {
+int conn_reader_busy(conn *c) {
     return c->tls ? tls_reader_busy(c) : c->h.rd != NULL;
 }
 
@@ -159,6 +160,41 @@ static int conn_tls_read_fail(lua_State *L, conn *c, int cause, int ctxidx) {
     return conn_failx(L, c, "read", cause > 0 ? "read" : NULL, cause, ctxidx);
 }
 
+/* One read for read and read_into (buffer.c): see conn.h. */
+ssize_t conn_read_once(lua_State *L, conn *c, char *dst, size_t max, int ctxidx, int *want) {
+    for (;;) {
+        if (c->h.fd < 0) return -conn_fail(L, c, "read", NULL, ERR_CLOSED);
+        if (handle_deadline_passed(c->h.rdl)) return -conn_fail(L, c, "read", NULL, ERR_TIMEOUT);
+        if (c->tls) {
+            int cause;
+            ssize_t n = tls_read(c, dst, max, &cause);
+            if (n > 0) return n;
+            if (cause != TLS_WANT_IN && cause != TLS_WANT_OUT)
+                return -conn_tls_read_fail(L, c, cause, ctxidx);
+            *want = cause;
+            return 0;
+        }
+        ssize_t n = handle_recv(&c->h, dst, max);
+        if (n > 0) return n;
+        if (n == 0) {
+            lua_pushnil(L);
+            errors_push_sentinel(L, ERR_EOF);
+            return -2;
+        }
+        int e = errno;
+        if (e == EINTR) continue;
+        if (e != EAGAIN && e != EWOULDBLOCK) return -conn_fail(L, c, "read", "read", e);
+        *want = TLS_WANT_IN;
+        return 0;
+    }
+}
+
+int conn_read_park(lua_State *L, conn *c, task *t, int want, int ctxidx, lua_KContext kctx,
+                   lua_KFunction k) {
+    if (c->tls) return tls_park(L, c, t, want, TLS_ROLE_READ, ctxidx, kctx, k);
+    return task_park_ctx(L, t, &c->h.rd, c->h.rdl, PARK_READ, ctxidx, kctx, k);
+}
+
 static int conn_read_k(lua_State *L, int status, lua_KContext kctx) {
     int ctxidx = (int)kctx;
     size_t max = ctxidx == 2 ? CONN_READ_DEFAULT : (size_t)luaL_optinteger(L, 2, CONN_READ_DEFAULT);
@@ -175,34 +211,14 @@ static int conn_read_run(lua_State *L, conn *c, task *t, int status, int ctxidx,
     if (cause) return conn_failx(L, c, "read", NULL, cause, ctxidx);
     loop *lp = c->h.lp;
     if (max > lp->rbufsz) max = lp->rbufsz;
-    for (;;) {
-        if (c->h.fd < 0) return conn_fail(L, c, "read", NULL, ERR_CLOSED);
-        if (handle_deadline_passed(c->h.rdl)) return conn_fail(L, c, "read", NULL, ERR_TIMEOUT);
-        if (c->tls) {
-            ssize_t n = tls_read(c, lp->rbuf, max, &cause);
-            if (n > 0) {
-                lua_pushlstring(L, lp->rbuf, (size_t)n);
-                return 1;
-            }
-            if (cause != TLS_WANT_IN && cause != TLS_WANT_OUT)
-                return conn_tls_read_fail(L, c, cause, ctxidx);
-            return tls_park(L, c, t, cause, TLS_ROLE_READ, ctxidx, kctx, conn_read_k);
-        }
-        ssize_t n = handle_recv(&c->h, lp->rbuf, max);
-        if (n > 0) {
-            lua_pushlstring(L, lp->rbuf, (size_t)n);
-            return 1;
-        }
-        if (n == 0) {
-            lua_pushnil(L);
-            errors_push_sentinel(L, ERR_EOF);
-            return 2;
-        }
-        int e = errno;
-        if (e == EINTR) continue;
-        if (e != EAGAIN && e != EWOULDBLOCK) return conn_fail(L, c, "read", "read", e);
-        return task_park_ctx(L, t, &c->h.rd, c->h.rdl, PARK_READ, ctxidx, kctx, conn_read_k);
+    int want;
+    ssize_t n = conn_read_once(L, c, lp->rbuf, max, ctxidx, &want);
+    if (n > 0) {
+        lua_pushlstring(L, lp->rbuf, (size_t)n);
+        return 1;
     }
+    if (n < 0) return (int)-n;
+    return conn_read_park(L, c, t, want, ctxidx, kctx, conn_read_k);
 }
 
 /* ---- read_full ------------------------------------------------------ */
@@ -303,10 +319,12 @@ static int conn_read_full_k(lua_State *L, int status, lua_KContext kctx) {
 
 /* ---- write ---------------------------------------------------------- */
 
-/* The byte range [*from, *to) of the data argument, string.sub-style. */
+/* The byte range [*from, *to) of the data argument (a string or a
+ * net.buffer's bytes), string.sub-style. */
 static const char *conn_write_range(lua_State *L, size_t *from, size_t *to) {
     size_t len;
-    const char *s = luaL_checklstring(L, 2, &len);
+    const char *s = lua_type(L, 2) == LUA_TSTRING ? NULL : buffer_bytes(L, 2, &len);
+    if (!s) s = luaL_checklstring(L, 2, &len);
     lua_Integer i = luaL_optinteger(L, 3, 1), j = luaL_optinteger(L, 4, -1);
     if (i < 0) i = (lua_Integer)len + i + 1;
     if (j < 0) j = (lua_Integer)len + j + 1;
@@ -351,6 +369,7 @@ static int conn_write_wait_k(lua_State *L, int status, lua_KContext kctx) {
     int ctxidx = lua_isnil(L, 5) ? 0 : 5;
     int cause = task_resume_cause(L, t, status, ctxidx);
     if (cause) {                          /* gave up waiting: not our turn yet */
+        buffer_unpin(L, 2);
         waitq_remove(&c->wq, t);
         conn_failx(L, c, "write", NULL, cause, ctxidx);
         lua_pushinteger(L, 0);
@@ -362,7 +381,9 @@ static int conn_write_wait_k(lua_State *L, int status, lua_KContext kctx) {
 }
 
 /* conn:write(data [, i, j] [, ctx]) -> n | nil, err, n_written: write all
- * of data:sub(i, j), parking as often as the socket buffer fills.
+ * of data:sub(i, j), parking as often as the socket buffer fills. data
+ * may be a net.buffer: its bytes are written, not consumed (discard them
+ * after), and it stays busy (buffer.h) while the write is parked.
  * Stack while it runs: 1 conn, 2 data, 3 i, 4 j, 5 ctx or nil. */
 static int conn_write(lua_State *L) {
     conn *c = conn_check(L);
@@ -376,10 +397,18 @@ static int conn_write(lua_State *L) {
         lua_pushnil(L);
         lua_replace(L, ctxidx);
     }
-    size_t len;
-    const char *p = conn_write_bytes(L, &len);
+    size_t from, to;
+    const char *p = conn_write_range(L, &from, &to) + from;
+    size_t len = to - from;
+    if (lua_type(L, 2) == LUA_TUSERDATA) {      /* a buffer's range is fixed now: it may grow */
+        lua_pushinteger(L, (lua_Integer)from + 1);
+        lua_replace(L, 3);
+        lua_pushinteger(L, (lua_Integer)to);
+        lua_replace(L, 4);
+    }
     if (ctx_ended(L, ctxidx ? 5 : 0)) return conn_write_fail(L, c, NULL, ERR_CTX, 0);
     if (c->wlocked && c->h.fd >= 0) {
+        buffer_pin(L, 2);
         waitq_push(&c->wq, t);
         return task_park_ctx(L, t, NULL, c->h.wrl, PARK_WRITE, ctxidx ? 5 : 0, 0, conn_write_wait_k);
     }
@@ -403,6 +432,7 @@ static int conn_write_run(lua_State *L, conn *c, task *t, int status, size_t don
                           const char *p, size_t len) {
     int ctxidx = lua_isnil(L, 5) ? 0 : 5;
     int held = status == LUA_YIELD;      /* we parked before: we hold the lock */
+    if (held) buffer_unpin(L, 2);
     tls_resumed(c, t, TLS_ROLE_WRITE);
     int cause = task_resume_cause(L, t, status, ctxidx);
     int r = 0;
@@ -422,6 +452,7 @@ static int conn_write_run(lua_State *L, conn *c, task *t, int status, size_t don
                 break;
             }
             c->wlocked = 1;
+            buffer_pin(L, 2);
             return tls_park(L, c, t, why, TLS_ROLE_WRITE, ctxidx, (lua_KContext)done,
                             conn_write_k);
         }
@@ -437,6 +468,7 @@ static int conn_write_run(lua_State *L, conn *c, task *t, int status, size_t don
             break;
         }
         c->wlocked = 1;
+        buffer_pin(L, 2);
         return task_park_ctx(L, t, &c->h.wr, c->h.wrl, PARK_WRITE, ctxidx, (lua_KContext)done,
                              conn_write_k);
     }
@@ -718,6 +750,7 @@ static const luaL_Reg conn_methods[] = {
     {"local_addr", conn_local_addr},
     {"read", conn_read},
     {"read_full", conn_read_full},
+    {"read_into", buffer_read_into},
     {"remote_addr", conn_remote_addr},
     {"set_deadline", conn_set_deadline},
     {"set_keepalive", conn_set_keepalive},

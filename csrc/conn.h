@@ -3,6 +3,7 @@
 #define CORONET_CONN_H
 
 #include <sys/socket.h>
+#include <sys/types.h>
 #include "lauxlib.h"
 #include "loop.h"
 
@@ -60,6 +61,22 @@ void conn_register_class(lua_State *L, const char *mt, const luaL_Reg *extra);
 /* conn_failx: push nil and an error for op on c (source and addr from c);
  * ctxidx locates the net.context an ERR_CTX cause wraps. Returns 2. */
 int conn_failx(lua_State *L, conn *c, const char *op, const char *sys, int cause, int ctxidx);
+
+/* conn_reader_busy: whether a read is in progress on c (plain or TLS). */
+int conn_reader_busy(conn *c);
+
+/* conn_read_once: the one read that read and read_into share: up to max
+ * (> 0) bytes into dst, after the closed and deadline checks. Returns
+ * n > 0; 0 when nothing is there yet (park with conn_read_park, passing
+ * *want); or -r after pushing the r results of EOF or a failure (nil,
+ * net.EOF or nil, err, as conn:read returns them). */
+ssize_t conn_read_once(lua_State *L, conn *c, char *dst, size_t max, int ctxidx, int *want);
+
+/* conn_read_park: park the reading task t until c is readable (or, on a
+ * TLS conn, whatever want says), under the read deadline and the ctx at
+ * ctxidx; k runs with kctx on resume. Never returns (yields). */
+int conn_read_park(lua_State *L, conn *c, task *t, int want, int ctxidx, lua_KContext kctx,
+                   lua_KFunction k);
 
 int conn_open(lua_State *L);
 

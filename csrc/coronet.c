@@ -3,6 +3,7 @@
 #include "lauxlib.h"
 #include "addr.h"
 #include "bufio.h"
+#include "buffer.h"
 #include "tcpinfo.h"
 #include "track.h"
 #include "tty.h"
@@ -32,6 +33,7 @@ int luaopen_coronet_core(lua_State *L) {
     listener_open(L);
     packet_open(L);
     bufio_open(L);
+    buffer_open(L);
     resolver_open(L);
     fdwatch_open(L);
     probe_open(L);

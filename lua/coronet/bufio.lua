@@ -71,6 +71,37 @@ function Reader:write_to(dst, ctx)
     return require("coronet.io").copy(dst, self, ctx)
 end
 
+local function is_ctx(v)
+    local mt = getmetatable(v)
+    return type(mt) == "table" and mt.__name == "coronet.context"
+end
+
+--- reader:read_into(buf [, max] [, ctx]) -> n | nil, err: append up to
+-- max bytes to the net.buffer buf (default: what fits, as
+-- conn:read_into): the buffered bytes first, with no read; with nothing
+-- buffered, one read of the source straight into buf (the source's
+-- read_into when it has one, as conns do; else its read, appended).
+-- nil, net.EOF at the end.
+function Reader:read_into(buf, max, ctx)
+    if is_ctx(max) then max, ctx = nil, max end
+    local n, err = self:_take_into(buf, max)
+    if n ~= 0 then return n, err end
+    local src = self:_source()
+    if src.read_into then
+        if ctx then return src:read_into(buf, max, ctx) end
+        return src:read_into(buf, max)
+    end
+    local d
+    if ctx and io.type(src) == nil then d, err = src:read(max or DEFAULT_MAX, ctx)
+    else d, err = src:read(max or DEFAULT_MAX) end
+    if not d then
+        if err == nil then err = EOF end             -- a Lua file at its end
+        return nil, err
+    end
+    buf:append(d)
+    return #d
+end
+
 core.bufio_init({too_long = M.ErrTooLong, no_progress = M.ErrNoProgress,
                  invalid_unread_byte = M.ErrInvalidUnreadByte,
                  invalid_unread_rune = M.ErrInvalidUnreadRune}, Reader)
@@ -377,12 +408,42 @@ function Writer:flush(ctx)
     return nil, err
 end
 
+-- Sinks whose write takes a net.buffer as it takes a string.
+local BUFFER_SINKS = {["coronet.conn"] = true, ["coronet.tls_conn"] = true,
+                      ["coronet.bufio.writer"] = true}
+
+local function type_name(v)
+    local mt = getmetatable(v)
+    return type(mt) == "table" and mt.__name or nil
+end
+
+-- write_buffer(self, buf, ctx): Writer:write of a net.buffer. A small one
+-- is copied in (buf may change once write returns); one as large as the
+-- buffer goes straight to the sink, as a buffer when it takes one.
+local function write_buffer(self, buf, ctx)
+    local len = #buf
+    if len < self._size then
+        return self:write(buf:tostring(), ctx)
+    end
+    if self._n > 0 then
+        local ok, err = self:flush(ctx)
+        if not ok then return nil, err, 0 end
+    end
+    local data = BUFFER_SINKS[type_name(self._w)] and buf or buf:tostring()
+    local ok, err, done = wwrite_all(self._w, data, ctx)
+    if not ok then return nil, err, done end
+    return len
+end
+
 --- writer:write(data [, ctx]) -> #data | nil, err, accepted: buffer data,
 -- flushing when it would overflow; data as large as the buffer goes
 -- straight through once the buffer is flushed. accepted counts the bytes
--- of data that were written or buffered before the failure.
+-- of data that were written or buffered before the failure. data may be
+-- a net.buffer: its bytes are written (not consumed), a large one
+-- straight from the buffer when the sink is a conn.
 function Writer:write(data, ctx)
     if type(data) ~= "string" then
+        if type_name(data) == "coronet.buffer" then return write_buffer(self, data, ctx) end
         if type(data) ~= "number" then
             error("bad argument #1 to 'write' (string expected, got " .. type(data) .. ")", 2)
         end

@@ -177,7 +177,7 @@ end
 local Tap = {}
 Tap.__name = "coronet.debug.tap"
 
-local DATA_IN = {read = true, read_full = true, read_from = true, read_line = true}
+local DATA_IN = {read = true, read_full = true, read_from = true, read_line = true, read_into = true}
 local DATA_OUT = {write = true, write_to = true}
 
 --- tap(c [, sink [, opts]]) -> conn: a conn that behaves as c (every
@@ -209,7 +209,9 @@ function M.tap(c, sink, opts)
             if DATA_IN[k] then
                 w = function(_, ...)
                     local r = table.pack(m(c, ...))
-                    if type(r[1]) == "string" then
+                    if k == "read_into" and math.type(r[1]) == "integer" then  -- the bytes just appended
+                        record("<", r[1] .. " bytes", show_data((...):tostring(-r[1]), max))
+                    elseif type(r[1]) == "string" then
                         record("<", #r[1] .. " bytes", show_data(r[1], max))
                     elseif r[1] == nil then
                         record("<", k .. ": " .. tostring(r[r.n]))
@@ -219,7 +221,13 @@ function M.tap(c, sink, opts)
             elseif DATA_OUT[k] then
                 w = function(_, data, ...)
                     local r = table.pack(m(c, data, ...))
-                    local s = tostring(data)
+                    local mt = getmetatable(data)
+                    local s = type(mt) == "table" and mt.__name == "coronet.buffer" and data:tostring()
+                        or tostring(data)
+                    local i, j = ...
+                    if math.type(i) == "integer" then             -- write(data, i [, j]): that range
+                        s = s:sub(i, math.type(j) == "integer" and j or -1)
+                    end
                     local n = math.type(r[1]) == "integer" and r[1] or (r[1] and #s or r[2] and 0)
                     if n and n > 0 then
                         record(">", n .. " bytes", show_data(s:sub(1, n), max))

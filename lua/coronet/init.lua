@@ -35,6 +35,9 @@ M.dialer, M.listen_config = stream.dialer, stream.listen_config
 M.file_conn, M.file_listener = stream.file_conn, stream.file_listener
 M.listeners_from_env = stream.listeners_from_env
 
+-- byte buffers: net.buffer([cap]) for conn:read_into / conn:write (docs/buffer.md)
+M.buffer = core.buffer
+
 -- DNS lookups on the default resolver (net.dns loads on first use):
 -- net.lookup_host(name [, ctx]) is net.dns.default:lookup_host(name [, ctx]), ...
 for _, kind in ipairs{"host", "ip", "addr", "cname", "mx", "txt", "srv", "ns", "port"} do

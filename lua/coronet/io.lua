@@ -157,8 +157,41 @@ end
 -- copy
 ---------------------------------------------------------------------------
 
+-- Conns take a net.buffer wherever they take a string, and read into one.
+local BUFFER_IO = {["coronet.conn"] = true, ["coronet.tls_conn"] = true}
+
+local function type_name(v)
+    local mt = getmetatable(v)
+    return type(mt) == "table" and mt.__name or nil
+end
+
+-- Conn to conn (a TLS one on either side): chunks of up to 64 KiB through
+-- one reused net.buffer (read_into, write(buf)), so no chunk is a string.
+local function copy_net_buffer(dst, src, n, ctx)
+    local buf, done = core.buffer(CHUNK), 0
+    while n == nil or n > 0 do
+        local want = CHUNK
+        if n and n < want then want = n end
+        local k, err
+        if ctx then k, err = src:read_into(buf, want, ctx) else k, err = src:read_into(buf, want) end
+        if not k then
+            if is_eof(err) then return done, n and EOF or nil end
+            return done, err
+        end
+        local ok, werr, wn = wwrite(dst, buf, ctx)
+        if not ok then return done + written(dst, wn), werr end
+        buf:reset()
+        done = done + k
+        if n then n = n - k end
+    end
+    return done, nil
+end
+
 -- Through a buffer: chunks of up to 64 KiB as Lua strings.
 local function copy_buffer(dst, src, n, ctx)
+    if BUFFER_IO[type_name(src)] and BUFFER_IO[type_name(dst)] then
+        return copy_net_buffer(dst, src, n, ctx)
+    end
     local done = 0
     while n == nil or n > 0 do
         local want = CHUNK
@@ -234,8 +267,9 @@ end
 -- dst until EOF (then EOF is not an error), or exactly n bytes (then
 -- fewer is nil, net.EOF, copied, like Go's CopyN). Between conns and
 -- regular files the bytes stay in the kernel (splice, sendfile); a bufio
--- reader's buffered bytes go first and then its source's; otherwise it
--- copies through a 64 KiB buffer.
+-- reader's buffered bytes go first and then its source's; between conns
+-- where one is TLS, through one reused net.buffer; otherwise it copies
+-- through 64 KiB strings. dst and src may be the same conn (an echo).
 function M.copy(dst, src, n, ctx)
     if is_ctx(n) then n, ctx = nil, n end
     check(dst, "write", 1, "copy")

@@ -1,0 +1,58 @@
+--- bench/server_splice.lua WORKLOAD PORT: bench/server.lua with the echo
+-- written as net.io.copy(c, c): the bytes go socket -> pipe -> socket with
+-- splice(2) and never reach user space. The http server is
+-- bench/server.lua's, unchanged. See bench/server_splice.
+local net = require "coronet"
+
+local workload, port = arg[1], arg[2]
+assert(workload and port, "usage: server_splice.lua echo|http|udp PORT")
+
+local RESP = "HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n\r\nHello, World!"
+local RESP_CLOSE = "HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/plain\r\n"
+    .. "Connection: close\r\n\r\nHello, World!"
+local MAX_HEADER = 65536
+
+local function echo(c)
+    net.io.copy(c, c)
+    c:close()
+end
+
+-- Answer every request (the bytes up to "\r\n\r\n", cut by a bufio
+-- reader's read_until in C). Answers to pipelined requests that are
+-- already buffered go out in one write; none waits for more input.
+local function http(c)
+    local find, concat = string.find, table.concat
+    local rd = net.bufio.reader(c, {max_token = MAX_HEADER})
+    local out, n = {}, 0
+    while true do
+        local req = rd:read_until("\r\n\r\n")
+        if not req then break end
+        local closing = find(req, "Connection: close", 1, true) ~= nil
+        n = n + 1
+        out[n] = closing and RESP_CLOSE or RESP
+        local more = rd:buffered()
+        if closing or more == 0 or not find(rd:peek(more), "\r\n\r\n", 1, true) then
+            local ok = c:write(n == 1 and out[1] or concat(out, "", 1, n))
+            n = 0
+            if not ok or closing then break end
+        end
+    end
+    c:close()
+end
+
+local handlers = {echo = echo, http = http}
+local handler = handlers[workload] or error("unknown workload " .. workload)
+
+net.run(function()
+    local ln = assert(net.listen("tcp", "127.0.0.1:" .. port, {backlog = 4096}))
+    while true do
+        local c, err = ln:accept()
+        if c then
+            net.go(handler, c)
+        elseif err.code == "EMFILE" or err.code == "ENFILE" then
+            net.sleep(0.01)                   -- back off, as Go's server does
+        else
+            error(err)
+        end
+    end
+end)
