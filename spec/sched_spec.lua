@@ -44,7 +44,7 @@ function TestSched:test_failed_task_closes_its_to_be_closed_variables_first()
     H.run(function()
         local order = {}
         local t = net.go(function()
-            local _res <close> = setmetatable({}, {__close = function(_, e)
+            local res <close> = setmetatable({}, {__close = function(_, e) -- luacheck: ignore res
                 order[#order + 1] = "closed: " .. tostring(e)
             end})
             net.sleep(0)                         -- fail after a park, not on the first run
