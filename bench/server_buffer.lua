@@ -1,5 +1,5 @@
 --- bench/server_buffer.lua WORKLOAD PORT: bench/server.lua with the echo
--- written on net.buffer: one 64 KiB buffer per connection, conn:read_into
+-- written on net.buffer: one 16 KiB buffer per connection, conn:read_into
 -- it, conn:write(buf), buf:reset(), so no chunk becomes a Lua string. The
 -- http server is bench/server.lua's, unchanged. See bench/server_buffer.
 local net = require "coronet"
@@ -13,7 +13,7 @@ local RESP_CLOSE = "HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/
 local MAX_HEADER = 65536
 
 local function echo(c)
-    local buf = net.buffer(65536)
+    local buf = net.buffer(16384)
     while c:read_into(buf) and c:write(buf) do
         buf:reset()
     end

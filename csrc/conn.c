@@ -17,7 +17,7 @@
 #include "sock.h"
 #include "tls.h"
 
-#define CONN_READ_DEFAULT 65536
+#define CONN_READ_DEFAULT 16384  /* also the ceiling: the loop's shared buffer (loop.c) */
 
 /* The metatables (as pointers) of plain and TLS conns in the Lua state
  * that registered them last. conn_check_at compares a userdata's metatable
@@ -135,8 +135,11 @@ static int conn_fail(lua_State *L, conn *c, const char *op, const char *sys, int
 static int conn_read_k(lua_State *L, int status, lua_KContext kctx);
 static int conn_read_run(lua_State *L, conn *c, task *t, int status, int ctxidx, size_t max);
 
-/* conn:read([max] [, ctx]) -> data | nil, err: 1..max bytes (default
- * 64 KiB), or nil, net.EOF at end of stream. */
+/* conn:read([max] [, ctx]) -> data | nil, err: 1..min(max, 16 KiB)
+ * bytes (max defaults to 16 KiB), or nil, net.EOF at end of stream. One
+ * recv into the loop's shared 16 KiB buffer: on loopback, 16 KiB chunks
+ * moved a stream faster than 32 or 64 KiB ones (docs/performance.md);
+ * read_full and read_into take bigger pieces. */
 static int conn_read(lua_State *L) {
     conn *c = conn_check(L);
     int ctxidx = ctx_find(L, 2);

@@ -21,7 +21,7 @@ static const char PARK_TOKEN = 0; /* yielded by a park, so Lua knows it */
 static const char CTXMT_KEY = 0;  /* registry: net.context's metatable */
 static const char CTXFN_KEY = 0;  /* registry: {enter, leave, err} from context.lua */
 
-#define LOOP_RBUFSZ 65536
+#define LOOP_RBUFSZ 16384    /* the shared read buffer: the most one conn:read returns */
 
 static const char *const loop_kind_names[PARK_NKINDS] = {
     "none", "read", "write", "accept", "connect", "sleep", "chan",
