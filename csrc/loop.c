@@ -108,13 +108,25 @@ static void thread_del(loop *lp, const lua_State *co) {
 
 static loop *loop_cached;   /* the loop of the last lookup: one Lua state in practice */
 
+/* The last coroutine task_current found and its task: a read, its
+ * continuation and the write after it all ask for the same one. Cleared
+ * by task_gc, which runs before the coroutine it anchors can be freed, so
+ * a thread address here always belongs to that task. */
+static const lua_State *current_co;
+static task *current_task;
+
 task *task_current(lua_State *L) {
+    if (L == current_co) return current_task;
     loop *lp = loop_cached;
     if (!lp) lp = loop_cached = loop_get(L);
     task *t = thread_get(lp, L);
     if (!t && lp != loop_get(L)) {      /* another Lua state in this process */
         lp = loop_cached = loop_get(L);
         t = thread_get(lp, L);
+    }
+    if (t) {
+        current_co = L;
+        current_task = t;
     }
     return t;
 }
@@ -345,6 +357,7 @@ static int loop_ready(lua_State *L) {
 /* task:__gc: a collected task must leave no timer and no ready entry. */
 static int task_gc(lua_State *L) {
     task *t = luaL_checkudata(L, 1, TASK_MT);
+    if (current_task == t) current_co = NULL, current_task = NULL;
     if (t->lp->bythread) thread_del(t->lp, t->co);
     if (t->parked) {
         loop *lp = t->lp;
@@ -718,6 +731,7 @@ static int loop_gc(lua_State *L) {
     lp->bythread = NULL;
     lp->capthread = lp->nthread = 0;
     if (loop_cached == lp) loop_cached = NULL;
+    if (current_task && current_task->lp == lp) current_co = NULL, current_task = NULL;
     lp->heap = NULL;
     lp->ready = NULL;
     lp->rbuf = NULL;

@@ -47,8 +47,11 @@ static void packet_store_msg(lua_State *L, pconn *p, int tidx, const struct mmsg
 }
 
 /* One recvmmsg of up to count datagrams of max bytes into msgs[1..];
- * returns how many, or -errno. */
+ * returns how many, or -errno. Fewer than count (or EAGAIN) means the
+ * queue was empty: the readiness hint (loop.h) then skips the next call's
+ * recvmmsg until the poller reports the socket readable again. */
 static int packet_recv_batch(lua_State *L, pconn *p, int count, size_t max) {
+    if (!p->h.rready) return -EAGAIN;
     struct mmsghdr mm[PACKET_BATCH_MAX];
     struct iovec iov[PACKET_BATCH_MAX];
     struct sockaddr_storage sa[PACKET_BATCH_MAX];
@@ -63,7 +66,12 @@ static int packet_recv_batch(lua_State *L, pconn *p, int count, size_t max) {
         mm[i].msg_hdr.msg_namelen = sizeof sa[i];
     }
     int n = recvmmsg(p->h.fd, mm, (unsigned)count, 0, NULL);
-    if (n < 0) return -errno;
+    if (n < 0) {
+        int e = errno;
+        if (e == EAGAIN || e == EWOULDBLOCK) p->h.rready = 0;
+        return -e;
+    }
+    if (n < count) p->h.rready = 0;
     lua_getiuservalue(L, 1, PACKET_UV_SENDERS);
     int tidx = lua_gettop(L);
     for (int i = 0; i < n; i++) {
