@@ -72,7 +72,7 @@ static int thread_grow(loop *lp) {
 }
 
 static int thread_put(loop *lp, task *t) {
-    if ((lp->nthread + 1) * 2 > lp->capthread && thread_grow(lp) < 0) return -1;
+    if ((lp->nthread + 1) * 4 > lp->capthread * 3 && thread_grow(lp) < 0) return -1;  /* load <= 3/4 */
     unsigned mask = lp->capthread - 1, i = thread_hash(t->co, mask);
     while (lp->bythread[i].co) i = (i + 1) & mask;
     lp->bythread[i].co = t->co;
