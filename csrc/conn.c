@@ -84,10 +84,15 @@ static socklen_t conn_set_addr(conn *c, struct sockaddr_storage *dst,
     return len;
 }
 
-static void conn_fill_addrs(conn *c, const struct sockaddr_storage *peer, socklen_t plen) {
+static void conn_fill_addrs(conn *c, const struct sockaddr_storage *local, socklen_t llen,
+                            const struct sockaddr_storage *peer, socklen_t plen) {
     struct sockaddr_storage ss;
     socklen_t n = sizeof ss;
-    c->llen = getsockname(c->h.fd, (struct sockaddr *)&ss, &n) < 0 ? 0 : conn_set_addr(c, conn_la(c), &ss, n);
+    if (!local) {
+        local = getsockname(c->h.fd, (struct sockaddr *)&ss, &n) < 0 ? NULL : &ss;
+        llen = n;
+    }
+    c->llen = local ? conn_set_addr(c, conn_la(c), local, llen) : 0;
     if (!peer) {
         n = sizeof ss;
         peer = getpeername(c->h.fd, (struct sockaddr *)&ss, &n) < 0 ? NULL : &ss;
@@ -96,14 +101,14 @@ static void conn_fill_addrs(conn *c, const struct sockaddr_storage *peer, sockle
     c->rlen = peer ? conn_set_addr(c, conn_ra(c), peer, plen) : 0;
 }
 
-int conn_attach(lua_State *L, conn *c, int fd, const struct sockaddr_storage *peer,
-                socklen_t plen) {
+int conn_attach(lua_State *L, conn *c, int fd, const struct sockaddr_storage *local,
+                socklen_t llen, const struct sockaddr_storage *peer, socklen_t plen) {
     int e = handle_init(&c->h, loop_get(L), fd);
     if (e) {
         close(fd);
         return e;
     }
-    conn_fill_addrs(c, peer, plen);
+    conn_fill_addrs(c, local, llen, peer, plen);
     return 0;
 }
 
@@ -527,7 +532,7 @@ static int conn_connect_k(lua_State *L, int status, lua_KContext kctx) {
     }
     struct sockaddr_storage peer;
     memcpy(&peer, conn_ra(c), c->rlen);
-    conn_fill_addrs(c, &peer, c->rlen);
+    conn_fill_addrs(c, NULL, 0, &peer, c->rlen);
     lua_pushboolean(L, 1);
     return 1;
 }
@@ -737,7 +742,7 @@ static int conn_from_file(lua_State *L) {
     }
     family = ss.ss_family;
     c->net = family == AF_UNIX ? NET_UNIX : NET_TCP;
-    int e = conn_attach(L, c, nfd, NULL, 0);
+    int e = conn_attach(L, c, nfd, NULL, 0, NULL, 0);
     if (e) return conn_fail(L, c, "file", "epoll_ctl", e);
     return 1;
 }

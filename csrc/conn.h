@@ -41,10 +41,11 @@ static inline struct sockaddr_storage *conn_ra(conn *c) {
 conn *conn_new(lua_State *L, int net);
 
 /* conn_attach: make c own fd (registered with the loop); on failure closes
- * fd and returns an errno. The local address is read from fd, the remote
- * one too unless peer (plen bytes, from accept) gives it. */
-int conn_attach(lua_State *L, conn *c, int fd, const struct sockaddr_storage *peer,
-                socklen_t plen);
+ * fd and returns an errno. The local address is local (llen bytes) when
+ * given, else read from fd; the remote one is peer (plen bytes, from
+ * accept) when given, else read from fd. */
+int conn_attach(lua_State *L, conn *c, int fd, const struct sockaddr_storage *local,
+                socklen_t llen, const struct sockaddr_storage *peer, socklen_t plen);
 
 /* conn_write_unlock: release c's write lock (c->wlocked), handing it to
  * the first queued writer. For anything that writes to a conn across

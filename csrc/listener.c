@@ -105,6 +105,20 @@ static int listener_listen(lua_State *L) {
     return listener_ok(L);
 }
 
+/* The local address of every conn ln accepts, when the bound address
+ * says it (a specific IP and port, or a unix path): accept then needs no
+ * getsockname. NULL for a wildcard (0.0.0.0, ::), where it depends on the
+ * conn. */
+static const struct sockaddr_storage *listener_conn_local(const listener *ln) {
+    const struct sockaddr_storage *a = &ln->a;
+    if (!ln->alen) return NULL;
+    if (a->ss_family == AF_INET)
+        return ((const struct sockaddr_in *)a)->sin_addr.s_addr == htonl(INADDR_ANY) ? NULL : a;
+    if (a->ss_family == AF_INET6)
+        return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)a)->sin6_addr) ? NULL : a;
+    return a->ss_family == AF_UNIX ? a : NULL;
+}
+
 static int listener_setup_conn(listener *ln, int fd) {
     if (ln->net == NET_UNIX) return 0;
     int e = sock_set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
@@ -188,7 +202,7 @@ static int listener_accept_k(lua_State *L, int status, lua_KContext kctx) {
         ln->backoff = 0;
         listener_setup_conn(ln, fd);
         conn *c = conn_new(L, ln->net);
-        int e = conn_attach(L, c, fd, &peer, plen);
+        int e = conn_attach(L, c, fd, listener_conn_local(ln), ln->alen, &peer, plen);
         if (e) return listener_fail(L, ln, "accept", "epoll_ctl", e, 0);
         track_handle(L, -1);
         return 1;

@@ -261,6 +261,25 @@ TestStreamListenDial.test_tcp_wildcard_is_dual_stack = T(function(defer)
         local s = defer(assert(join(t)))
         c:write(addr)
         lu.assertEquals(s:read_full(#addr), addr)
+        lu.assertEquals(tostring(s:local_addr()), tostring(c:remote_addr()))  -- not [::]
+    end
+end)
+
+-- An accepted conn's local address comes from the listener's when that
+-- names one IP (or a path) and from getsockname under a wildcard; both
+-- must be what the dialer sees as its remote address.
+TestStreamListenDial.test_accepted_local_addr_matches_the_dialers_remote = T(function(defer)
+    for _, spec in ipairs{{"tcp", "127.0.0.1:0"}, {"tcp6", "[::1]:0"}, {"tcp4", "0.0.0.0:0"},
+                          {"unix", "@coronet-spec-local-" .. math.random(1 << 30)}} do
+        local ln = defer(assert(net.listen(spec[1], spec[2])))
+        local t = spawn(function() return ln:accept() end)
+        local target = spec[1] == "tcp4" and "127.0.0.1:" .. ln:addr().port or tostring(ln:addr())
+        local c = defer(assert(net.dial(spec[1], target)))
+        local s = defer(assert(join(t)))
+        lu.assertEquals(tostring(s:local_addr()), tostring(c:remote_addr()), spec[2])
+        lu.assertEquals(tostring(s:remote_addr()), tostring(c:local_addr()), spec[2])
+        assert(s:close())
+        lu.assertEquals(tostring(s:local_addr()), tostring(c:remote_addr()), spec[2])
     end
 end)
 
