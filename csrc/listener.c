@@ -26,6 +26,10 @@ typedef struct listener {
     uint8_t net;          /* NET_* */
     uint8_t unlink;       /* remove the unix socket path on close */
     int keepalive;        /* seconds for accepted TCP conns; < 0 off */
+    /* 1: TCP_NODELAY and keepalive are set on the listening socket and
+     * accepted ones inherit them (Linux does), so accept sets none; 2: the
+     * first accepted conn showed they were inherited; 0: set them per conn */
+    uint8_t inherits;
     socklen_t alen;
     struct sockaddr_storage a;
     waitq aq;             /* acceptors waiting behind the one on h.rd */
@@ -89,6 +93,14 @@ static int listener_bind(lua_State *L) {
     return listener_ok(L);
 }
 
+/* TCP_NODELAY and, unless off, keepalive with ln's period, on fd (an
+ * accepted conn, or the listening socket for its conns to inherit). */
+static int listener_set_conn_opts(const listener *ln, int fd) {
+    int e = sock_set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+    if (!e && ln->keepalive >= 0) e = sock_keepalive(fd, 1, ln->keepalive);
+    return e;
+}
+
 /* listener:_listen(backlog, unlink_on_close, keepalive) -> true | nil, err. */
 static int listener_listen(lua_State *L) {
     listener *ln = listener_check(L);
@@ -100,6 +112,7 @@ static int listener_listen(lua_State *L) {
                           SOCK_KEEPALIVE_MAX, ka);
     ln->keepalive = ka < 0 ? -1 : ka == 0 ? LISTENER_KEEPALIVE : (int)ceil(ka);
     if (listen(ln->h.fd, backlog) < 0) return listener_fail(L, ln, "listen", "listen", errno, 0);
+    ln->inherits = ln->net != NET_UNIX && listener_set_conn_opts(ln, ln->h.fd) == 0;
     socklen_t n = sizeof ln->a;
     if (getsockname(ln->h.fd, (struct sockaddr *)&ln->a, &n) == 0) ln->alen = n;
     return listener_ok(L);
@@ -119,11 +132,24 @@ static const struct sockaddr_storage *listener_conn_local(const listener *ln) {
     return a->ss_family == AF_UNIX ? a : NULL;
 }
 
+/* Whether fd has the options accepted conns must have (the first
+ * accepted conn of a listener that relies on inheritance checks once). */
+static int listener_conn_has_opts(const listener *ln, int fd) {
+    int nodelay = 0, ka = 0;
+    socklen_t n = sizeof nodelay;
+    if (getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &n) < 0) return 0;
+    n = sizeof ka;
+    if (getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &ka, &n) < 0) return 0;
+    return nodelay && !ka == (ln->keepalive < 0);
+}
+
 static int listener_setup_conn(listener *ln, int fd) {
-    if (ln->net == NET_UNIX) return 0;
-    int e = sock_set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
-    if (!e && ln->keepalive >= 0) e = sock_keepalive(fd, 1, ln->keepalive);
-    return e;
+    if (ln->net == NET_UNIX || ln->inherits == 2) return 0;
+    if (ln->inherits == 1) {
+        ln->inherits = listener_conn_has_opts(ln, fd) ? 2 : 0;
+        if (ln->inherits) return 0;
+    }
+    return listener_set_conn_opts(ln, fd);
 }
 
 static int listener_accept_k(lua_State *L, int status, lua_KContext kctx);

@@ -265,6 +265,27 @@ TestStreamListenDial.test_tcp_wildcard_is_dual_stack = T(function(defer)
     end
 end)
 
+-- Accepted TCP conns have TCP_NODELAY and keepalive (Go's 15 s unless the
+-- listen option says otherwise). The listener sets them on its own socket
+-- and Linux copies them into each accepted one, checked on the first.
+TestStreamListenDial.test_accepted_conns_get_nodelay_and_keepalive = T(function(defer)
+    for _, case in ipairs{{nil, 1, 15}, {7, 1, 7}, {-1, 0}} do
+        local ln = defer(assert(net.listen("tcp", "127.0.0.1:0", {keepalive = case[1]})))
+        for i = 1, 3 do                          -- the first (checked) and later ones
+            local t = spawn(function() return ln:accept() end)
+            defer(assert(net.dial("tcp", tostring(ln:addr()))))
+            local s = defer(assert(join(t)))
+            local what = ("keepalive=%s conn %d"):format(tostring(case[1]), i)
+            lu.assertEquals(net.getsockopt(s:fd(), "IPPROTO_TCP", "TCP_NODELAY"), 1, what)
+            lu.assertEquals(net.getsockopt(s:fd(), "SOL_SOCKET", "SO_KEEPALIVE"), case[2], what)
+            if case[3] then
+                lu.assertEquals(net.getsockopt(s:fd(), "IPPROTO_TCP", "TCP_KEEPIDLE"), case[3], what)
+                lu.assertEquals(net.getsockopt(s:fd(), "IPPROTO_TCP", "TCP_KEEPINTVL"), case[3], what)
+            end
+        end
+    end
+end)
+
 -- An accepted conn's local address comes from the listener's when that
 -- names one IP (or a path) and from getsockname under a wildcard; both
 -- must be what the dialer sees as its remote address.
