@@ -1,6 +1,7 @@
 --- bench/server.lua WORKLOAD PORT: the echo and http servers of the
 -- shared benchmark, written the way a user would write them with coronet:
--- one task per connection; echo uses plain read/write, http a bufio reader.
+-- one task per connection; echo uses plain read/write (or, with
+-- CORONET_BENCH_ECHO, a net.buffer or net.io.copy: see below), http a bufio reader.
 local net = require "coronet"
 
 local workload, port = arg[1], arg[2]
@@ -18,6 +19,27 @@ local function echo(c)
     end
     c:close()
 end
+
+-- The same echo for users who move bytes (docs/buffer.md), picked by
+-- CORONET_BENCH_ECHO (bench/server_buffer, bench/server_splice): on one
+-- reused net.buffer (read_into, write(buf), reset), so no chunk becomes a
+-- Lua string; or as net.io.copy(c, c), socket -> pipe -> socket by splice(2).
+local function echo_buffer(c)
+    local buf = net.buffer(16384)
+    while c:read_into(buf) and c:write(buf) do
+        buf:reset()
+    end
+    c:close()
+end
+
+local function echo_splice(c)
+    net.io.copy(c, c)
+    c:close()
+end
+
+local echoes = {string = echo, buffer = echo_buffer, splice = echo_splice}
+echo = echoes[os.getenv("CORONET_BENCH_ECHO") or "string"]
+    or error("CORONET_BENCH_ECHO: string, buffer or splice")
 
 -- Answer every request (the bytes up to "\r\n\r\n", cut by a bufio
 -- reader's read_until in C). Answers to pipelined requests that are

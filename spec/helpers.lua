@@ -229,6 +229,34 @@ function H.spawn(fn, ...)
     return net.go(function(...) return table.pack(fn(...)) end, ...)
 end
 
+--- watched(seconds) -> T, spawn: test bodies under a watchdog. T(fn)
+-- makes fn(defer) a test (H.test) that fails after seconds instead of
+-- hanging, and then wakes (as canceled) every task spawn(fn, ...) started
+-- in it that is still parked, so one hung test leaks no parked task into
+-- the next. spawn is H.spawn, noted for that.
+function H.watched(seconds)
+    local sched = require "coronet.sched"
+    local spawned = {}
+    local function unstick()
+        for t in pairs(spawned) do
+            if not t:is_done() then sched.wake(t, sched.WAKE.canceled) end
+        end
+    end
+    local function T(fn)
+        local test = H.test(fn, {seconds = seconds, unstick = unstick})
+        return function()
+            spawned = {}
+            test()
+        end
+    end
+    local function spawn(fn, ...)
+        local t = H.spawn(fn, ...)
+        spawned[t] = true
+        return t
+    end
+    return T, spawn
+end
+
 --- join(t) -> the results of a task from H.spawn; an error raised in it (a
 -- failed assertion) is raised again here.
 function H.join(t)

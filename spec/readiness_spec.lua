@@ -6,33 +6,15 @@
 local lu = require "luaunit"
 local net = require "coronet"
 local H = dofile("spec/helpers.lua")
-local sched = require "coronet.sched"
 
-local spawned = {}
-local function T(fn)
-    local test = H.test(fn, {seconds = 10, unstick = function()
-        for t in pairs(spawned) do
-            if not t:is_done() then sched.wake(t, sched.WAKE.canceled) end
-        end
-    end})
-    return function()
-        spawned = {}
-        test()
-    end
-end
-
-local function spawn(fn, ...)
-    local t = H.spawn(fn, ...)
-    spawned[t] = true
-    return t
-end
+local T, spawn = H.watched(10)
 
 -- turns(n): let the loop poll n times, so pending events are dispatched.
 local function turns(n)
     for _ = 1, n do net.sleep(0) end
 end
 
--- parked(c): wait until a task is parked reading c.
+-- parked_reading(): wait until some task is parked in a read.
 local function parked_reading()
     for _ = 1, 1000 do
         if (net.debug.stats().blocked or {}).read or 0 > 0 then return end
@@ -44,30 +26,21 @@ end
 TestReadiness = {}
 
 for _, network in ipairs({"tcp", "unix"}) do
-    -- data and FIN arrive together, and the loop dispatches their event
-    -- before the first read: the short read must not leave the conn
-    -- waiting for an edge that already came.
-    TestReadiness["test_fin_with_data_seen_before_the_read_" .. network] = T(function(defer)
-        local a, b = H.pair(defer, network)
-        assert(a:write("hello"))
-        assert(a:close())
-        turns(3)
-        lu.assertEquals(b:read(64), "hello")
-        local v, err = b:read(64)
-        lu.assertNil(v)
-        lu.assertIs(err, net.EOF)
-    end)
-
-    -- the same with the event still pending when the first read runs
-    TestReadiness["test_fin_with_data_read_at_once_" .. network] = T(function(defer)
-        local a, b = H.pair(defer, network)
-        assert(a:write("hello"))
-        assert(a:close())
-        lu.assertEquals(b:read(64), "hello")
-        local v, err = b:read(64)
-        lu.assertNil(v)
-        lu.assertIs(err, net.EOF)
-    end)
+    -- data and FIN arrive together: the short read must not leave the conn
+    -- waiting for an edge that already came, whether the loop dispatched
+    -- their event before the first read (3 turns) or it is still pending (0)
+    for _, n in ipairs({3, 0}) do
+        TestReadiness[("test_fin_with_data_%s_after_%d_turns"):format(network, n)] = T(function(defer)
+            local a, b = H.pair(defer, network)
+            assert(a:write("hello"))
+            assert(a:close())
+            turns(n)
+            lu.assertEquals(b:read(64), "hello")
+            local v, err = b:read(64)
+            lu.assertNil(v)
+            lu.assertIs(err, net.EOF)
+        end)
+    end
 
     -- after a short read the next read parks; data sent later wakes it
     TestReadiness["test_short_read_then_later_data_" .. network] = T(function(defer)

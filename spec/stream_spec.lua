@@ -29,30 +29,7 @@ local fmt = string.format
 -- test instead of stalling the suite or leaking parked tasks into later
 -- tests.
 local WATCHDOG = 5
-local sched = require "coronet.sched"
-local spawned = {}                 -- tasks spawn() started in the current test
-
-local function unstick_spawned()
-    for t in pairs(spawned) do
-        if not t:is_done() then sched.wake(t, sched.WAKE.canceled) end
-    end
-end
-
-local function T(fn)
-    local test = H.test(fn, {seconds = WATCHDOG, unstick = unstick_spawned})
-    return function()
-        spawned = {}
-        test()
-    end
-end
-
--- spawn(fn, ...): H.spawn, noted for the watchdog; join() returns its
--- results or re-raises its error.
-local function spawn(fn, ...)
-    local t = H.spawn(fn, ...)
-    spawned[t] = true
-    return t
-end
+local T, spawn = H.watched(WATCHDOG)
 
 local join = H.join
 
