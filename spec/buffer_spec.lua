@@ -20,13 +20,7 @@ local SRV = assert(tls.config{cert_file = CA.leaf, key_file = CA.leaf_key})
 local CLI = assert(tls.config{ca_file = CA.ca})
 CA.remove()                                          -- the configs hold what they need
 
--- pattern(n): n bytes that are not all alike.
-local function pattern(n)
-    local unit = {}
-    for i = 0, 250 do unit[#unit + 1] = string.char(i) end
-    local s = table.concat(unit)
-    return rep(s, n // #s + 1):sub(1, n)
-end
+local pattern = H.pattern  -- pattern(n): n bytes that are not all alike
 
 -- busy(buf): each mutator raises "buffer busy"; the readers still work.
 local function assert_busy(buf)

@@ -257,6 +257,14 @@ function H.watched(seconds)
     return T, spawn
 end
 
+--- pattern(n) -> n bytes that are not all alike (a 251-byte cycle).
+function H.pattern(n)
+    local unit = {}
+    for i = 0, 250 do unit[#unit + 1] = string.char(i) end
+    local s = table.concat(unit)
+    return s:rep(n // #s + 1):sub(1, n)
+end
+
 --- join(t) -> the results of a task from H.spawn; an error raised in it (a
 -- failed assertion) is raised again here.
 function H.join(t)

@@ -22,13 +22,7 @@ local rep = string.rep
 local T = H.test       -- T(fn): fn(defer) as a test body under H.run
 local pair = H.pair    -- pair(defer [, "unix"]): two connected conns
 
--- pattern(n): n bytes that are not all alike.
-local function pattern(n)
-    local unit = {}
-    for i = 0, 250 do unit[#unit + 1] = string.char(i) end
-    local s = table.concat(unit)
-    return rep(s, n // #s + 1):sub(1, n)
-end
+local pattern = H.pattern  -- pattern(n): n bytes that are not all alike
 
 -- drain(c): a task that reads c to EOF and returns everything.
 local function drain(c)
