@@ -1,5 +1,5 @@
 --- spec/readiness_spec.lua: the readiness hints (csrc/loop.c handle_recv,
--- handle_send). After a short read or EAGAIN a conn parks without a recv
+-- handle_send, read_batch). After a short read or EAGAIN a conn parks without a recv
 -- until the poller reports it readable again, and likewise for writes. A
 -- hint that was wrong would park a reader forever on data or a FIN that
 -- already arrived: each test here ends in a watchdog failure instead.
@@ -81,20 +81,42 @@ end)
 
 -- A write bigger than the socket buffers goes out in pieces: each short
 -- send parks until the peer drains, and every byte arrives in order.
-TestReadiness.test_short_writes_park_and_finish = T(function(defer)
-    local a, b = H.pair(defer)
-    local chunk = string.rep("0123456789abcdef", 4096)   -- 64 KiB
-    local data = chunk:rep(64)                            -- 4 MiB
-    local w = spawn(function() return a:write(data) end)
-    local got, n = {}, 0
-    while n < #data do
-        local s = assert(b:read(65536))
-        got[#got + 1] = s
-        n = n + #s
-    end
-    lu.assertEquals(H.join(w), #data)
-    lu.assertEquals(n, #data)
-    lu.assertTrue(table.concat(got) == data)
+for _, network in ipairs({"tcp", "unix"}) do
+    TestReadiness["test_short_writes_park_and_finish_" .. network] = T(function(defer)
+        local a, b = H.pair(defer, network)
+        local chunk = string.rep("0123456789abcdef", 4096)   -- 64 KiB
+        local data = chunk:rep(64)                            -- 4 MiB
+        local w = spawn(function() return a:write(data) end)
+        local got, n = {}, 0
+        while n < #data do
+            local s = assert(b:read(65536))
+            got[#got + 1] = s
+            n = n + #s
+        end
+        lu.assertEquals(H.join(w), #data)
+        lu.assertEquals(n, #data)
+        lu.assertTrue(table.concat(got) == data)
+    end)
+end
+
+-- read_batch: a batch shorter than asked marks the socket drained; a
+-- datagram sent after that must still wake the next read_batch.
+TestReadiness.test_udp_short_batch_then_later_datagram = T(function(defer)
+    local srv = defer(assert(net.listen_packet("udp4", "127.0.0.1:0")))
+    local cli = defer(assert(net.listen_packet("udp4", "127.0.0.1:0")))
+    local msgs = {}
+    for i = 1, 64 do msgs[i] = {} end
+    assert(cli:write_to("one", srv:local_addr()))
+    assert(cli:write_to("two", srv:local_addr()))
+    turns(3)
+    local n = assert(srv:read_batch(msgs))
+    while n < 2 do n = n + assert(srv:read_batch({msgs[n + 1]})) end
+    lu.assertEquals({msgs[1].data, msgs[2].data}, {"one", "two"})
+    local t = spawn(function() return srv:read_batch(msgs) end)
+    parked_reading()
+    assert(cli:write_to("three", srv:local_addr()))
+    lu.assertEquals(H.join(t), 1)
+    lu.assertEquals(msgs[1].data, "three")
 end)
 
 if not SPEC_RUNNER then os.exit(lu.LuaUnit.run()) end
