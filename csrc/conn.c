@@ -74,6 +74,13 @@ conn *conn_new(lua_State *L, int net) {
     return conn_newx(L, net, net == NET_UNIX ? CONN_ACAP_UNIX : CONN_ACAP_IP);
 }
 
+conn *conn_new_addrlen(lua_State *L, int net, socklen_t len) {
+    size_t acap = ((size_t)len + 7) & ~(size_t)7;
+    if (acap < 16) acap = 16;
+    if (acap > CONN_ACAP_ANY) acap = CONN_ACAP_ANY;
+    return conn_newx(L, net, (uint16_t)acap);
+}
+
 /* conn_set_addr: store the address sa (len bytes) at dst (la or ra) and
  * return its length, or 0 when it does not fit (an address of another
  * family than the conn was made for: treated as unknown). */

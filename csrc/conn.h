@@ -16,11 +16,11 @@ struct tls_state;
 typedef struct conn {
     handle h;
     struct tls_state *tls; /* the TLS byte layer (tls.c), or NULL: plain bytes */
+    waitq wq;             /* writers queued behind it, FIFO */
     uint8_t net;          /* NET_* */
     uint8_t wlocked;      /* a write is in progress across parks */
     uint16_t acap;        /* bytes for each address below */
-    socklen_t llen, rlen; /* 0 when unknown */
-    waitq wq;             /* writers queued behind it, FIFO */
+    uint8_t llen, rlen;   /* 0 when unknown (at most a sockaddr_storage) */
     /* The local then the remote address, acap bytes each, sized by the
      * network when the conn is made: an IP conn keeps 32 bytes per address
      * rather than a whole sockaddr_storage (the idle-memory budget). Read
@@ -39,6 +39,11 @@ static inline struct sockaddr_storage *conn_ra(conn *c) {
 /* conn_new: push a new closed conn of network net (fd -1), with room for
  * that network's addresses. */
 conn *conn_new(lua_State *L, int net);
+
+/* conn_new_addrlen: conn_new with room for addresses of at most len bytes
+ * (an accepted conn: its addresses are the size of the listener's family;
+ * an IPv4 conn then keeps 16 bytes per address instead of 32). */
+conn *conn_new_addrlen(lua_State *L, int net, socklen_t len);
 
 /* conn_attach: make c own fd (registered with the loop); on failure closes
  * fd and returns an errno. The local address is local (llen bytes) when

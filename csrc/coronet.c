@@ -23,6 +23,7 @@ int luaopen_coronet_core(lua_State *L) {
     signal_pipe_harmless();
     lua_newtable(L);
     loop_open(L);
+    task_open(L);
     track_open(L);
     tcpinfo_open(L);
     tty_open(L);

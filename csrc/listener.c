@@ -227,8 +227,9 @@ static int listener_accept_k(lua_State *L, int status, lua_KContext kctx) {
         }
         ln->backoff = 0;
         listener_setup_conn(ln, fd);
-        conn *c = conn_new(L, ln->net);
-        int e = conn_attach(L, c, fd, listener_conn_local(ln), ln->alen, &peer, plen);
+        const struct sockaddr_storage *local = listener_conn_local(ln);
+        conn *c = conn_new_addrlen(L, ln->net, local && ln->alen > plen ? ln->alen : plen);
+        int e = conn_attach(L, c, fd, local, ln->alen, &peer, plen);
         if (e) return listener_fail(L, ln, "accept", "epoll_ctl", e, 0);
         track_handle(L, -1);
         return 1;

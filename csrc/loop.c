@@ -1,6 +1,6 @@
 /* loop.c - the loop's C half: tasks park (yield) and wake (join the ready
- * list), the poll step that turns readiness and expired timers into wakes
- * and hands the woken coroutines to the Lua scheduler in a reused table. */
+ * list), and the poll step that turns readiness and expired timers into
+ * wakes; csrc/task.c resumes the woken tasks. */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -17,7 +17,6 @@
 
 static const char LOOP_KEY = 0;   /* registry: the loop userdata */
 static const char BLOCK_KEY = 0;  /* registry: sched.block (Lua) */
-static const char PARK_TOKEN = 0; /* yielded by a park, so Lua knows it */
 static const char CTXMT_KEY = 0;  /* registry: net.context's metatable */
 static const char CTXFN_KEY = 0;  /* registry: {enter, leave, err} from context.lua */
 
@@ -42,96 +41,7 @@ loop *loop_get(lua_State *L) {
 
 /* ---- tasks ---------------------------------------------------------- */
 
-/* ---- the coroutine -> task map ---------------------------------------
- * Linear probing keyed on the lua_State pointer, so finding the running
- * task costs a hash and a probe or two, and no Lua table access. (Lua's
- * per-thread extra space can't be used: the main thread's is never
- * initialised, and threads made before this module loaded copy garbage.) */
-
-struct task_slot { lua_State *co; task *t; };
-
-static unsigned thread_hash(const lua_State *co, unsigned mask) {
-    uintptr_t p = (uintptr_t)co >> 4;
-    return (unsigned)((p * 0x9E3779B97F4A7C15ull) >> 40) & mask;
-}
-
-static int thread_grow(loop *lp) {
-    unsigned cap = lp->capthread ? lp->capthread * 2 : 256;
-    struct task_slot *old = lp->bythread, *n = calloc(cap, sizeof *n);
-    if (!n) return -1;
-    for (unsigned i = 0; i < lp->capthread; i++) {
-        if (!old[i].co) continue;
-        unsigned j = thread_hash(old[i].co, cap - 1);
-        while (n[j].co) j = (j + 1) & (cap - 1);
-        n[j] = old[i];
-    }
-    free(old);
-    lp->bythread = n;
-    lp->capthread = cap;
-    return 0;
-}
-
-static int thread_put(loop *lp, task *t) {
-    if ((lp->nthread + 1) * 4 > lp->capthread * 3 && thread_grow(lp) < 0) return -1;  /* load <= 3/4 */
-    unsigned mask = lp->capthread - 1, i = thread_hash(t->co, mask);
-    while (lp->bythread[i].co) i = (i + 1) & mask;
-    lp->bythread[i].co = t->co;
-    lp->bythread[i].t = t;
-    lp->nthread++;
-    return 0;
-}
-
-static task *thread_get(loop *lp, const lua_State *co) {
-    if (!lp->capthread) return NULL;
-    unsigned mask = lp->capthread - 1, i = thread_hash(co, mask);
-    for (; lp->bythread[i].co; i = (i + 1) & mask)
-        if (lp->bythread[i].co == co) return lp->bythread[i].t;
-    return NULL;
-}
-
-static void thread_del(loop *lp, const lua_State *co) {
-    if (!lp->capthread) return;
-    unsigned mask = lp->capthread - 1, i = thread_hash(co, mask);
-    while (lp->bythread[i].co && lp->bythread[i].co != co) i = (i + 1) & mask;
-    if (!lp->bythread[i].co) return;
-    lp->bythread[i].co = NULL;
-    lp->nthread--;
-    /* backward-shift: re-place the rest of the probe run */
-    for (unsigned j = (i + 1) & mask; lp->bythread[j].co; j = (j + 1) & mask) {
-        struct task_slot s = lp->bythread[j];
-        lp->bythread[j].co = NULL;
-        unsigned k = thread_hash(s.co, mask);
-        while (lp->bythread[k].co) k = (k + 1) & mask;
-        lp->bythread[k] = s;
-    }
-}
-
-static loop *loop_cached;   /* the loop of the last lookup: one Lua state in practice */
-
-/* The last coroutine task_current found and its task: a read, its
- * continuation and the write after it all ask for the same one. Cleared
- * by task_gc, which runs before the coroutine it anchors can be freed, so
- * a thread address here always belongs to that task. */
-static const lua_State *current_co;
-static task *current_task;
-
-task *task_current(lua_State *L) {
-    if (L == current_co) return current_task;
-    loop *lp = loop_cached;
-    if (!lp) lp = loop_cached = loop_get(L);
-    task *t = thread_get(lp, L);
-    if (!t && lp != loop_get(L)) {      /* another Lua state in this process */
-        lp = loop_cached = loop_get(L);
-        t = thread_get(lp, L);
-    }
-    if (t) {
-        current_co = L;
-        current_task = t;
-    }
-    return t;
-}
-
-static int ready_push(loop *lp, task *t) {
+int loop_ready_push(loop *lp, task *t) {
     if (lp->nready == lp->capready) {
         int cap = lp->capready ? 2 * lp->capready : 64;
         task **r = realloc(lp->ready, (size_t)cap * sizeof *r);
@@ -153,7 +63,7 @@ int task_wake(task *t, int reason) {
     lp->nblocked[t->kind]--;
     t->kind = PARK_NONE;
     t->reason = (uint8_t)reason;
-    if (ready_push(lp, t) < 0) abort(); /* cannot lose a wake; OOM here is fatal */
+    if (loop_ready_push(lp, t) < 0) abort(); /* cannot lose a wake; OOM here is fatal */
     return 1;
 }
 
@@ -197,8 +107,8 @@ int task_park(lua_State *L, task *t, task **slot, double deadline, int kind,
     if (t->canceled) {                   /* task:cancel(): fail at once */
         t->reason = WAKE_CANCELED;
         if (t->slot != slot) task_release_slot(t);
-        if (ready_push(lp, t) < 0) return luaL_error(L, "coronet: out of memory");
-        lua_pushlightuserdata(L, (void *)&PARK_TOKEN);
+        if (loop_ready_push(lp, t) < 0) return luaL_error(L, "coronet: out of memory");
+        lua_pushlightuserdata(L, (void *)&task_park_token);
         return lua_yieldk(L, 1, kctx, k);
     }
     t->parked = 1;
@@ -213,7 +123,7 @@ int task_park(lua_State *L, task *t, task **slot, double deadline, int kind,
         lp->nfdwait++;
     }
     if (deadline > 0 && timer_add(lp, t) < 0) task_wake(t, WAKE_TIMEOUT);
-    lua_pushlightuserdata(L, (void *)&PARK_TOKEN);
+    lua_pushlightuserdata(L, (void *)&task_park_token);
     return lua_yieldk(L, 1, kctx, k);
 }
 
@@ -283,8 +193,8 @@ int task_park_ctx(lua_State *L, task *t, task **slot, double deadline, int kind,
         deadline = loop_min_deadline(deadline, t->ctxdl);
         if (ctx_ended(L, ctxidx)) {              /* ended while we were waking: */
             t->reason = WAKE_CANCELED;           /* resume at once, canceled */
-            if (ready_push(t->lp, t) < 0) return luaL_error(L, "coronet: out of memory");
-            lua_pushlightuserdata(L, (void *)&PARK_TOKEN);
+            if (loop_ready_push(t->lp, t) < 0) return luaL_error(L, "coronet: out of memory");
+            lua_pushlightuserdata(L, (void *)&task_park_token);
             return lua_yieldk(L, 1, kctx, k);
         }
     }
@@ -321,52 +231,6 @@ static int loop_ctx_init(lua_State *L) {
     lua_rawsetp(L, LUA_REGISTRYINDEX, &CTXMT_KEY);
     lua_pushvalue(L, 2);
     lua_rawsetp(L, LUA_REGISTRYINDEX, &CTXFN_KEY);
-    return 0;
-}
-
-/* core.task_new(co [, id]) -> task: the C half of a new task running co
- * (id: the Lua task's, for net.debug), queued to start on the next loop turn. */
-static int task_new(lua_State *L) {
-    lua_State *co = lua_tothread(L, 1);
-    luaL_argcheck(L, co != NULL, 1, "coroutine expected");
-    task *t = lua_newuserdatauv(L, sizeof *t, 1);
-    memset(t, 0, sizeof *t);
-    t->lp = loop_get(L);
-    t->co = co;
-    t->heap_idx = -1;
-    t->born = loop_now();
-    t->id = luaL_optinteger(L, 2, 0);
-    luaL_setmetatable(L, TASK_MT);
-    lua_pushvalue(L, 1);
-    lua_setiuservalue(L, -2, 1);  /* anchor the coroutine */
-    if (thread_put(t->lp, t) < 0) return luaL_error(L, "coronet: out of memory");
-    if (ready_push(t->lp, t) < 0) return luaL_error(L, "coronet: out of memory");
-    return 1;
-}
-
-/* core.ready(task) -> queued: queue a task that is neither parked nor
- * queued (it yielded with coroutine.yield: it runs again next turn). */
-static int loop_ready(lua_State *L) {
-    task *t = luaL_checkudata(L, 1, TASK_MT);
-    int ok = !t->parked && !t->queued;
-    if (ok && ready_push(t->lp, t) < 0) return luaL_error(L, "coronet: out of memory");
-    lua_pushboolean(L, ok);
-    return 1;
-}
-
-/* task:__gc: a collected task must leave no timer and no ready entry. */
-static int task_gc(lua_State *L) {
-    task *t = luaL_checkudata(L, 1, TASK_MT);
-    if (current_task == t) current_co = NULL, current_task = NULL;
-    if (t->lp->bythread) thread_del(t->lp, t->co);
-    if (t->parked) {
-        loop *lp = t->lp;
-        if (t->slot) lp->nfdwait--;
-        timer_remove(lp, t);
-        lp->nblocked[t->kind]--;
-        t->parked = 0;
-    }
-    task_release_slot(t);
     return 0;
 }
 
@@ -416,8 +280,8 @@ static int loop_cancel(lua_State *L) {
 static int loop_yield(lua_State *L) {
     task *t = task_current(L);
     if (!t) return 0;
-    if (ready_push(t->lp, t) < 0) return luaL_error(L, "coronet: out of memory");
-    lua_pushlightuserdata(L, (void *)&PARK_TOKEN);
+    if (loop_ready_push(t->lp, t) < 0) return luaL_error(L, "coronet: out of memory");
+    lua_pushlightuserdata(L, (void *)&task_park_token);
     return lua_yield(L, 1);
 }
 
@@ -494,7 +358,7 @@ static int loop_hooks_busy(loop *lp) {
 }
 
 static int loop_timeout_ms(loop *lp, int block) {
-    if (!block || lp->nready) return 0;
+    if (!block) return 0;
     double next = loop_next_deadline(lp);
     if (next <= 0) return -1;
     double ms = ceil((next - loop_now()) * 1000.0);
@@ -533,18 +397,16 @@ static void loop_expire(loop *lp) {
     }
 }
 
-/* core.poll(block, ready) -> n [, idle]: wait for readiness (not at all
- * unless block, and only until the next timer), wake the tasks it concerns
- * and store the woken coroutines in ready[1..n]. With block and nothing
- * that could ever wake a task, returns 0, true at once (a deadlock). */
+/* core.poll(block) -> idle: wait for readiness (not at all unless block,
+ * and only until the next timer) and wake the tasks it concerns; they join
+ * the ready list, which core.run_ready resumes. With block and nothing that
+ * could ever wake a task, returns true at once (a deadlock). */
 static int loop_poll(lua_State *L) {
     loop *lp = loop_get(L);
-    int block = lua_toboolean(L, 1);
-    luaL_checktype(L, 2, LUA_TTABLE);
-    if (block && !lp->nready && !lp->nheap && !lp->nfdwait && !loop_hooks_busy(lp)) {
-        lua_pushinteger(L, 0);
+    int block = lua_toboolean(L, 1) && !lp->nready && lp->irun >= lp->nrun;
+    if (block && !lp->nheap && !lp->nfdwait && !loop_hooks_busy(lp)) {
         lua_pushboolean(L, 1);
-        return 2;
+        return 1;
     }
     int n = poller_wait(&lp->pl, loop_timeout_ms(lp, block));
     if (n < 0) return luaL_error(L, "coronet: poller: %s", strerror(errno));
@@ -554,17 +416,7 @@ static int loop_poll(lua_State *L) {
         for (loop_hook *hk = lp->hooks; hk; hk = hk->next) hk->tick(hk, now);
     }
     if (lp->nheap) loop_expire(lp);
-    int nready = lp->nready;
-    for (int i = 0; i < nready; i++) {
-        task *t = lp->ready[i];
-        t->queued = 0;
-        lua_checkstack(t->co, 1);
-        lua_pushthread(t->co);      /* a parked coroutine's stack has room */
-        lua_xmove(t->co, L, 1);
-        lua_rawseti(L, 2, i + 1);
-    }
-    lp->nready = 0;
-    lua_pushinteger(L, nready);
+    lua_pushboolean(L, 0);
     return 1;
 }
 
@@ -601,7 +453,7 @@ static int loop_set_running(lua_State *L) {
 
 /* core.park_token(): the value a park yields, to tell it from a user yield. */
 static int loop_park_token(lua_State *L) {
-    lua_pushlightuserdata(L, (void *)&PARK_TOKEN);
+    lua_pushlightuserdata(L, (void *)&task_park_token);
     return 1;
 }
 
@@ -619,8 +471,10 @@ static int loop_stats(lua_State *L) {
     lua_setfield(L, -2, "timers");
     lua_pushinteger(L, lp->nfds);
     lua_setfield(L, -2, "fds");
-    lua_pushinteger(L, lp->nready);
+    lua_pushinteger(L, lp->nready + lp->nrun - lp->irun);
     lua_setfield(L, -2, "ready");
+    lua_pushinteger(L, lp->nanchor - lp->nfreeanchor);
+    lua_setfield(L, -2, "tasks");
     lua_createtable(L, 0, PARK_NKINDS);
     for (int k = 1; k < PARK_NKINDS; k++) {
         lua_pushinteger(L, lp->nblocked[k]);
@@ -726,22 +580,14 @@ static int loop_gc(lua_State *L) {
     poller_free(&lp->pl);
     free(lp->heap);
     free(lp->ready);
+    free(lp->run);
     free(lp->rbuf);
-    free(lp->bythread);
-    lp->bythread = NULL;
-    lp->capthread = lp->nthread = 0;
-    if (loop_cached == lp) loop_cached = NULL;
-    if (current_task && current_task->lp == lp) current_co = NULL, current_task = NULL;
+    task_loop_free(lp);
     lp->heap = NULL;
-    lp->ready = NULL;
+    lp->ready = lp->run = NULL;
     lp->rbuf = NULL;
     return 0;
 }
-
-static const luaL_Reg task_meta[] = {
-    {"__gc", task_gc},
-    {NULL, NULL}
-};
 
 static const luaL_Reg loop_meta[] = {
     {"__gc", loop_gc},
@@ -755,11 +601,9 @@ static const luaL_Reg loop_funcs[] = {
     {"park", loop_park},
     {"park_token", loop_park_token},
     {"poll", loop_poll},
-    {"ready", loop_ready},
     {"set_block", loop_set_block},
     {"set_running", loop_set_running},
     {"stats", loop_stats},
-    {"task_new", task_new},
     {"wake", loop_wake},
     {"yield", loop_yield},
     {NULL, NULL}
@@ -768,7 +612,6 @@ static const luaL_Reg loop_funcs[] = {
 /* loop_open: create this Lua state's loop and add the loop functions to
  * the table on top of the stack. */
 int loop_open(lua_State *L) {
-    class_register(L, TASK_MT, task_meta, NULL);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &LOOP_KEY);
     int have = !lua_isnil(L, -1);
     lua_pop(L, 1);

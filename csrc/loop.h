@@ -28,23 +28,32 @@ enum park_kind {
 struct loop;
 struct task_slot;
 
-/* task: the C half of a coronet task (userdata TASK_MT; uservalue 1 is its
- * coroutine, which keeps it alive while the Lua scheduler holds the task). */
+/* task: a coronet task (userdata TASK_MT, csrc/task.c): the object net.go
+ * returns and the record the loop parks and wakes. Uservalue 1 anchors its
+ * coroutine (the thread itself, or the task's field table, which holds it)
+ * until the task ends; the loop's task table anchors the task meanwhile. */
 typedef struct task {
     struct loop *lp;
-    lua_State *co;
+    lua_State *co;       /* the coroutine it runs; NULL once it has ended */
     struct task **slot;  /* the handle slot it is parked in, or NULL */
     struct task *qnext;  /* next in a wait queue (a conn's queued writers) */
     double deadline;     /* absolute; 0 when none */
     double ctxdl;        /* deadline of the net.context it waits under; 0 none */
     double born;         /* loop_now() at creation, for net.debug (a task's age) */
-    lua_Integer id;      /* the Lua task's id (sched.lua), for net.debug */
+    lua_Integer id;      /* the task's id (t.id), for net.debug */
     int heap_idx;        /* index in the timer heap, -1 when not armed */
+    int anchor;          /* its slot in the loop's task table; 0 once ended */
     uint8_t parked;      /* waiting for a wake */
     uint8_t queued;      /* in the ready list */
     uint8_t kind;        /* enum park_kind while parked */
     uint8_t reason;      /* enum wake_reason of the last wake */
     uint8_t canceled;    /* task:cancel(): every park ends at once, canceled */
+    /* Kept for sched.lua (t.started, ...): bits, so a task stays 80 bytes. */
+    unsigned started : 1;   /* it has run (until then co holds body, fn, args) */
+    unsigned done : 1;      /* it has ended */
+    unsigned ok : 1;        /* it returned rather than raised */
+    unsigned observed : 1;  /* someone takes its result (t:wait, net.run) */
+    unsigned abandoned : 1; /* its driver unwound (sched.lua's abandon) */
 } task;
 
 /* waitq: a FIFO of parked tasks (threaded through task.qnext): writers
@@ -70,6 +79,12 @@ void waitq_set_deadline(waitq *q, double t);
  * tasks parked on it. Embedded first in conns, listeners, packet conns. */
 typedef struct handle {
     int fd;              /* -1 once closed */
+    /* Readiness hints (handle_recv, handle_send): 0 once a syscall showed
+     * that side drained (a short transfer or EAGAIN), 1 again when the
+     * poller reports it, so the next call parks without a syscall that
+     * would fail. hup: the peer hung up or the socket failed; no edge
+     * follows, so reads never skip the syscall again. */
+    uint8_t rready, wready, hup;
     struct loop *lp;
     task *rd, *wr;       /* parked reader / writer */
     double rdl, wrl;     /* read / write deadlines, absolute; 0 when none */
@@ -77,12 +92,6 @@ typedef struct handle {
      * loop serves itself (c-ares sockets, a worker pool's eventfd). what is
      * POLLER_IN | POLLER_OUT. It must not resume Lua; it may wake tasks. */
     void (*on_event)(struct handle *h, int what);
-    /* Readiness hints (handle_recv, handle_send): 0 once a syscall showed
-     * that side drained (a short transfer or EAGAIN), 1 again when the
-     * poller reports it, so the next call parks without a syscall that
-     * would fail. hup: the peer hung up or the socket failed; no edge
-     * follows, so reads never skip the syscall again. */
-    uint8_t rready, wready, hup;
 } handle;
 
 /* loop_hook: a C client of the loop that has timers or pending work of
@@ -101,10 +110,15 @@ typedef struct loop {
     poller pl;
     task **heap;         /* timer min-heap on task->deadline */
     int nheap, capheap;
-    task **ready;        /* woken tasks not yet handed to Lua */
+    task **ready;        /* woken tasks, resumed by the next task_run_ready */
     int nready, capready;
+    task **run;          /* the batch task_run_ready is resuming: run[irun..nrun) left */
+    int nrun, irun, caprun;
     struct task_slot *bythread; /* open-addressing map: coroutine -> task */
     unsigned nthread, capthread;
+    int *freeanchor;     /* free slots of the task table (task.c) */
+    int nfreeanchor, capfreeanchor, nanchor;
+    lua_Integer next_id; /* the last task id given out */
     int nfds;            /* open handles */
     int nfdwait;         /* tasks parked on a handle */
     int nblocked[PARK_NKINDS];
@@ -133,6 +147,18 @@ loop *loop_get(lua_State *L);
 
 /* task_current: the task whose coroutine is L, or NULL outside a task. */
 task *task_current(lua_State *L);
+
+/* loop_ready_push: append t to the ready list; -1 when out of memory. */
+int loop_ready_push(loop *lp, task *t);
+
+/* task_park_token: the value every park yields, so the resume step tells
+ * a park from the user's own coroutine.yield(). */
+extern const char task_park_token;
+
+/* task_open: add the task functions to the core table on top of L
+ * (csrc/task.c); task_loop_free: forget lp's tasks when it is collected. */
+int task_open(lua_State *L);
+void task_loop_free(loop *lp);
 
 /* task_park: park t (the task running L) in *slot (may be NULL) until a
  * wake or, when deadline > 0, until then; then yield from L. On resume k

@@ -58,7 +58,7 @@ local function cancel(c, err)
             local ws = x._waiters
             for t in next, ws do
                 ws[t] = nil
-                cwake(t.w, WAKE.canceled)
+                cwake(t, WAKE.canceled)
             end
             local done = x._done
             if done and not done:is_closed() then done:close() end

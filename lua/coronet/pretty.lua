@@ -92,7 +92,7 @@ function M.task_state(t)
         if t.ok then return "done" end
         return "failed: " .. tostring(t.err)
     end
-    local kind = core.task_kind(t.w)
+    local kind = core.task_kind(t)
     local s = kind and ("parked on " .. (sched.kind_name(kind) or "?")) or "ready"
     if coroutine.status(t.co) == "running" or coroutine.running() == t.co then s = "running" end
     if t.canceled then s = "canceled, " .. s end
@@ -111,12 +111,12 @@ local function atom(v, opts)
     end
     local mt = getmetatable(v)
     local name = type(mt) == "table" and rawget(mt, "__name")
+    if name == "coronet.task" and tv == "userdata" then
+        return "task " .. v.id .. " (" .. M.task_state(v) .. ")"
+    end
     if tv == "userdata" then
         local st = M.handle_state(v)
         if st then return tostring(v):gsub(" %(closed%)$", "") .. " (" .. st .. ")" end
-    end
-    if name == "coronet.task" and tv == "table" then
-        return "task " .. v.id .. " (" .. M.task_state(v) .. ")"
     end
     if tv == "table" then return nil end                -- rendered as a table
     local ok, s = pcall(tostring, v)

@@ -78,7 +78,7 @@ function M.run(f, ...)
         t:cancel()
         return false, tostring(err):gsub("^coronet: ", "") .. " (the line was canceled)"
     end
-    if t.ok then return true, t.results end
+    if t.ok then return true, t.results or {n = 0} end
     local e = t.err
     if e == "interrupted!" then return false, "\ninterrupted!" end   -- after the terminal's "^C^C"
     if type(e) == "string" or e == nil then return false, clean_traceback(t.traceback, tostring(e)) end
@@ -333,7 +333,7 @@ local function tty_repl(stdin, s)
     end)
     watcher.observed = true
     watcher.repl_internal = true
-    assert(core.sigint_watch(watcher.w))
+    assert(core.sigint_watch(watcher))
     local ok, err = xpcall(function()
         ed:start(s.prompt())
         while true do

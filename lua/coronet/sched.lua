@@ -1,19 +1,18 @@
 --- coronet.sched: the task scheduler.
 -- Tasks are coroutines. A blocking call parks its task in C (on a conn's
 -- handle, or with `core.park` for Lua-side waits) and yields; the loop turn
--- (`core.poll`) hands back the coroutines that woke, and this module
--- resumes them. A blocking call made outside any task drives the loop
--- itself until that call completes (the REPL contract in API.md).
+-- (`core.poll`) wakes the tasks whose wait ended and `core.run_ready`
+-- resumes them (csrc/task.c: a task is one userdata, its methods are
+-- here). A blocking call made outside any task drives the loop itself
+-- until that call completes (the REPL contract in API.md).
 local core = require "coronet.core"
 
-local cocreate, coresume, costatus, corunning, coclose = coroutine.create, coroutine.resume,
-    coroutine.status, coroutine.running, coroutine.close
-local pack, unpack = table.pack, table.unpack
+local costatus, coclose = coroutine.status, coroutine.close
+local pack, unpack, select = table.pack, table.unpack, select
 local traceback, getinfo = debug.traceback, debug.getinfo
-local poll, task_new, cwake, cpark, cready = core.poll, core.task_new, core.wake,
-    core.park, core.ready
+local poll, run_ready, spawn, current, cwake, cpark = core.poll, core.run_ready, core.spawn,
+    core.current, core.wake, core.park
 local now = core.now
-local PARK_TOKEN = core.park_token()
 local KIND = core.park_kinds
 local WAKE = core.wake_reasons
 local CANCELED = WAKE.canceled
@@ -24,47 +23,47 @@ local M = {KIND = KIND, WAKE = WAKE}
 -- waits for is only written to stderr, not re-raised from the driver.
 M.keep_going = false
 
-local tasks = {}                              -- coroutine -> task, for live tasks (anchors them)
-local ntasks = 0
-local ready = {}                              -- reused: coroutines woken this turn
 local unobserved = nil                        -- first error nobody waited for
 local running = false                         -- a driver is running the loop
-local next_id = 0
 
 ---------------------------------------------------------------------------
 -- Tasks
 ---------------------------------------------------------------------------
+-- A task is a userdata (csrc/task.c). C keeps id, co (its coroutine,
+-- nil once it ended), started, done, ok, observed, abandoned and canceled;
+-- any other field (results, err, traceback, waiters, ctx...) goes to a
+-- table made on first use. Task holds its methods.
 local Task = {}
-Task.__index = Task
-Task.__name = "coronet.task"
 
+-- finish(t, ok, ...): C tells of a task that ended: ok and its results,
+-- or not ok, the error and (when it raised) its dead coroutine, whose
+-- traceback is kept and whose pending to-be-closed variables are closed
+-- (as the pcall of a task body did).
 local function finish(t, ok, ...)
-    t.done, t.ok = true, ok
-    if ok then t.results = pack(...) else t.err = ... end
-    tasks[t.co] = nil
-    ntasks = ntasks - 1
+    if ok then
+        if select("#", ...) > 0 then t.results = pack(...) end
+    else
+        local err, co = ...
+        t.err = err
+        if co then
+            t.traceback = traceback(co, tostring(err))
+            coclose(co)
+        end
+    end
     local waiters = t.waiters
     if waiters then
         t.waiters = nil
-        for w in pairs(waiters) do cwake(w.w, WAKE.ready) end
+        for w in pairs(waiters) do cwake(w, WAKE.ready) end
     elseif not ok and not t.observed then
         io.stderr:write("coronet: task ", t.id, " failed: ", t.traceback or tostring(t.err), "\n")
         if not M.keep_going then unobserved = unobserved or t.err end
     end
 end
 
--- body: the function every task's coroutine runs (one closure for all:
--- an idle task costs its coroutine and little else). args holds the
--- task's function and its arguments until it starts. An error in fn ends
--- the coroutine, and run_ready finishes the task (the coroutine's stack is
--- kept for its traceback).
-local function body()
-    local t = tasks[corunning()]
-    local args = t.args
-    t.args = nil
-    if t.abandoned then return finish(t, false, "coronet: abandoned before it ran") end
-    local fn = args[1]
-    return finish(t, true, fn(unpack(args, 2, args.n)))
+-- body: the function every task's coroutine runs, body(fn, ...): a tail
+-- call, so a parked task holds no frame of its own.
+local function body(fn, ...)
+    return fn(...)
 end
 
 --- go: start `fn(...)` as a new task; it first runs on the next loop turn.
@@ -73,20 +72,13 @@ function M.go(fn, ...)
     if type(fn) ~= "function" and not (getmetatable(fn) or {}).__call then
         error("bad argument #1 to 'go' (function expected, got " .. type(fn) .. ")", 2)
     end
-    next_id = next_id + 1
-    local co = cocreate(body)
-    local t = setmetatable({id = next_id, args = pack(fn, ...), co = co}, Task)
+    local t = spawn(fn, ...)
     if M.trace_creation then t.created = M.trace_creation(3) end
-    tasks[co] = t
-    ntasks = ntasks + 1
-    t.w = task_new(co, next_id)
     return t
 end
 
 --- current: the running task, or nil outside tasks.
-function M.current()
-    return tasks[corunning()]
-end
+M.current = current
 
 --- park: park the running task until `wake` or the absolute `deadline`
 -- (nil: none); `kind` (a KIND code) is what debug.stats() counts it as.
@@ -127,7 +119,7 @@ function M.cancel_err(r, ctx)
     if r ~= WAKE.canceled then return nil end
     local e = ctx and ctx:err()
     if e then return e end
-    local t = tasks[corunning()]
+    local t = current()
     if t and (t.canceled or t.abandoned) then       -- task:cancel(), or its driver unwound
         ErrCanceled = ErrCanceled or require("coronet.errors").ErrCanceled
         return ErrCanceled
@@ -138,51 +130,21 @@ end
 --- wake: wake a parked task with `reason` (a WAKE code, default ready).
 -- @treturn boolean whether it was parked
 function M.wake(t, reason)
-    return cwake(t.w, reason or WAKE.ready)
+    return cwake(t, reason or WAKE.ready)
 end
 
 ---------------------------------------------------------------------------
 -- Driving the loop
 ---------------------------------------------------------------------------
-local ready_hi = 0                            -- entries of ready handed out last turn
-
--- failed(co, err): the task running co raised err: take the traceback of
--- the stack it died on, close its pending to-be-closed variables (as the
--- pcall of a task body did), then finish it.
-local function failed(co, err)
-    local t = tasks[co]
-    if not t then error("coronet: scheduler: task body failed: " .. tostring(err), 0) end
-    t.traceback = traceback(co, tostring(err))
-    coclose(co)
-    finish(t, false, err)
-end
-
-local function run_ready(n)
-    ready_hi = n
-    for i = 1, n do
-        local co = ready[i]
-        ready[i] = nil
-        local ok, tok = coresume(co)
-        if tok ~= PARK_TOKEN then
-            if not ok then
-                failed(co, tok)
-            elseif costatus(co) == "suspended" then
-                cready(tasks[co].w)             -- a plain coroutine.yield()
-            end
-        end
-    end
-end
-
 local function drive(t)
     running = true
     core.set_running(true)
     local ok, err = pcall(function()
         while not t.done do
-            local n, idle = poll(true, ready)
-            if idle then
+            if poll(true) then
                 error("coronet: deadlock: every task is blocked and nothing can wake one", 0)
             end
-            run_ready(n)
+            run_ready()
             if unobserved then
                 local e = unobserved
                 unobserved = nil
@@ -208,20 +170,16 @@ end
 local function abandon(t)
     if t.done then return end
     t.abandoned = true
-    core.cancel(t.w)                          -- its later C waits fail at once too
+    core.cancel(t)                            -- its later C waits fail at once too
     running = true
     core.set_running(true)
     pcall(function()
-        local left = {}                       -- handed out but not resumed: an
-        for i = 1, ready_hi do                -- error unwound run_ready mid-way
-            if ready[i] then left[#left + 1] = ready[i]; ready[i] = nil end
-        end
-        for i = 1, #left do ready[i] = left[i] end
-        run_ready(#left)
+        run_ready()                           -- the rest of a batch an error cut short
         for _ = 1, 100 do                     -- a few turns, never waiting
             if t.done then break end
-            cwake(t.w, WAKE.canceled)
-            run_ready((poll(false, ready)))
+            cwake(t, WAKE.canceled)
+            poll(false)
+            run_ready()
         end
     end)
     running = false
@@ -232,7 +190,7 @@ end
 -- (see abandon); a Lua-level wait woken with WAKE.canceled and no ctx
 -- then gives up.
 function M.abandoned()
-    local t = tasks[corunning()]
+    local t = current()
     return t ~= nil and t.abandoned == true
 end
 
@@ -245,8 +203,9 @@ local function drive_or_abandon(t)
 end
 
 local function results(t)
-    if t.ok then return unpack(t.results, 1, t.results.n) end
-    return nil, t.err
+    if not t.ok then return nil, t.err end
+    local r = t.results
+    if r then return unpack(r, 1, r.n) end
 end
 
 --- run: run `fn(...)` as a task and drive the loop until it returns.
@@ -260,7 +219,7 @@ function M.run(fn, ...)
     t.observed = true
     drive(t)         -- an error leaves fn's task running: it is a program, not one call
     if not t.ok then error(t.traceback or t.err, 0) end
-    return unpack(t.results, 1, t.results.n)
+    return results(t)
 end
 
 --- block: the blocking call `fn(...)` made outside a task: run it as a
@@ -274,7 +233,7 @@ function M.block(fn, ...)
     t.observed = true
     drive_or_abandon(t)
     if not t.ok then error(t.err, 0) end
-    return unpack(t.results, 1, t.results.n)
+    return results(t)
 end
 core.set_block(M.block)
 
@@ -287,7 +246,7 @@ core.set_block(M.block)
 -- @treturn[2] nil
 -- @treturn[2] any the error it raised, or ctx:err()
 function Task:wait(ctx)
-    local me = tasks[corunning()]
+    local me = current()
     if not me then return M.block(Task.wait, self, ctx) end
     self.observed = true
     while not self.done do
@@ -321,7 +280,7 @@ function Task:cancel()
     if self.done or self.canceled then return end
     self.canceled = true
     if self.cancel_ctx then self.cancel_ctx() end
-    core.cancel(self.w)
+    core.cancel(self)
 end
 
 --- task:context() -> ctx: the ctx this task owns, ended by task:cancel()
@@ -343,7 +302,7 @@ function Task:is_canceled() return self.canceled == true end
 --- sleep(s [, ctx]): suspend the running task for `s` seconds (0 just
 -- yields). Returns true, or nil, ctx:err() when ctx ends first.
 function M.sleep(s, ctx)
-    local t = tasks[corunning()]
+    local t = current()
     if not t then return M.block(M.sleep, s, ctx) end
     s = tonumber(s) or error("bad argument #1 to 'sleep' (number expected)", 2)
     if ctx and ctx:err() then return nil, ctx:err() end
@@ -361,7 +320,7 @@ end
 
 --- yield: let every other ready task run first.
 function M.yield()
-    if not tasks[corunning()] then return M.block(M.yield) end
+    if not current() then return M.block(M.yield) end
     core.yield()
 end
 
@@ -370,11 +329,7 @@ end
 ---------------------------------------------------------------------------
 
 --- stats: {tasks, blocked = {read, write, ...}, timers, fds, ready}.
-function M.stats()
-    local s = core.stats()
-    s.tasks = ntasks
-    return s
-end
+M.stats = core.stats
 
 -- The directory of coronet's own Lua modules: frames there are skipped
 -- when telling where a task is.
@@ -395,16 +350,15 @@ local function where(co, fn)
             if not ours then return here end
         end
     end
-    if not fn then                                -- the task's function: the local
-        local level = 0                           -- fn of body, the bottom frame,
-        while getinfo(co, level + 1, "l") do level = level + 1 end
-        for i = 1, getinfo(co, level, "l") and 8 or 0 do
-            local name, v = debug.getlocal(co, level, i)
-            if not name then break end
-            if name == "fn" then fn = v break end
+    if not fn then                                -- the task's function: before it
+        local t = core.task_of(co)                -- starts, the one it will run;
+        fn = t and core.task_fn(t)                -- then the bottom frame's (body
+        if not fn then                            -- tail-called it)
+            local level = 0
+            while getinfo(co, level + 1, "l") do level = level + 1 end
+            local info = getinfo(co, level, "f")
+            fn = info and info.func
         end
-        local t = tasks[co]                       -- or, before it starts, in its args
-        if not fn and t and t.args then fn = t.args[1] end
     end
     local info = type(fn) == "function" and getinfo(fn, "S")  -- a tail call left no user frame
     if info and info.what == "Lua" then return info.short_src .. ":" .. info.linedefined end
@@ -423,12 +377,12 @@ for name, code in pairs(KIND) do kind_names[code] = name end
 function M.kind_name(code) return kind_names[code] end
 
 --- task_of(co) -> the task running coroutine co, or nil.
-function M.task_of(co) return tasks[co] end
+M.task_of = core.task_of
 
 --- live_tasks() -> {[id] = task}: every live task by id.
 function M.live_tasks()
     local out = {}
-    for _, t in pairs(tasks) do out[t.id] = t end
+    for _, t in ipairs(core.live_tasks()) do out[t.id] = t end
     return out
 end
 
@@ -439,14 +393,15 @@ end
 function M.tasks()
     local out = {}
     local t0 = now()
-    for co, t in pairs(tasks) do
+    for _, t in ipairs(core.live_tasks()) do
+        local co = t.co
         out[#out + 1] = {
             id = t.id,
             state = costatus(co),
             where = where(co),
             traceback = traceback(co),
-            kind = core.task_kind and core.task_kind(t.w) or nil,
-            age = t0 - core.task_born(t.w),
+            kind = core.task_kind(t),
+            age = t0 - core.task_born(t),
             created = t.created,
             task = t,
         }
@@ -454,6 +409,8 @@ function M.tasks()
     table.sort(out, function(a, b) return a.id < b.id end)
     return out
 end
+
+core.task_setup(Task, body, finish)
 
 M.now = now
 return M

@@ -1,0 +1,516 @@
+/* task.c - the task object and the resume step. A task is one userdata:
+ * the handle net.go returns (its methods come from sched.lua) and the
+ * record the loop parks and wakes (loop.h). It runs sched.lua's body
+ * function in its own coroutine; while it lives, the loop's task table
+ * anchors it. core.run_ready resumes the woken tasks in C and hands each
+ * task that ends to sched.lua's finish. Fields the scheduler or a user sets
+ * that C does not know go to a table made on first use, so an idle task
+ * costs its coroutine, this userdata and two slots in C arrays. */
+#include <stdlib.h>
+#include <string.h>
+#include "lauxlib.h"
+#include "class.h"
+#include "loop.h"
+#include "timer.h"
+
+const char task_park_token = 0;       /* yielded by every park */
+static const char TASKS_KEY = 0;      /* registry: the task table, slot -> task */
+static const char BODY_KEY = 0;       /* registry: sched.lua's body(fn, ...) */
+static const char FINISH_KEY = 0;     /* registry: sched.lua's finish(t, ok, ...) */
+static const char CO_KEY = 0;         /* in a task's field table: its coroutine */
+
+/* ---- the coroutine -> task map ---------------------------------------
+ * Linear probing keyed on the lua_State pointer, so finding the running
+ * task costs a hash and a probe or two, and no Lua table access. (Lua's
+ * per-thread extra space can't be used: the main thread's is never
+ * initialised, and threads made before this module loaded copy garbage.) */
+
+struct task_slot { task *t; };   /* keyed by t->co: 8 bytes a task */
+
+static unsigned thread_hash(const lua_State *co, unsigned mask) {
+    uintptr_t p = (uintptr_t)co >> 4;
+    return (unsigned)((p * 0x9E3779B97F4A7C15ull) >> 40) & mask;
+}
+
+static int thread_grow(loop *lp) {
+    unsigned cap = lp->capthread ? lp->capthread * 2 : 256;
+    struct task_slot *old = lp->bythread, *n = calloc(cap, sizeof *n);
+    if (!n) return -1;
+    for (unsigned i = 0; i < lp->capthread; i++) {
+        if (!old[i].t) continue;
+        unsigned j = thread_hash(old[i].t->co, cap - 1);
+        while (n[j].t) j = (j + 1) & (cap - 1);
+        n[j] = old[i];
+    }
+    free(old);
+    lp->bythread = n;
+    lp->capthread = cap;
+    return 0;
+}
+
+static int thread_put(loop *lp, task *t) {
+    if ((lp->nthread + 1) * 4 > lp->capthread * 3 && thread_grow(lp) < 0) return -1;  /* load <= 3/4 */
+    unsigned mask = lp->capthread - 1, i = thread_hash(t->co, mask);
+    while (lp->bythread[i].t) i = (i + 1) & mask;
+    lp->bythread[i].t = t;
+    lp->nthread++;
+    return 0;
+}
+
+static task *thread_get(loop *lp, const lua_State *co) {
+    if (!lp->capthread) return NULL;
+    unsigned mask = lp->capthread - 1, i = thread_hash(co, mask);
+    for (; lp->bythread[i].t; i = (i + 1) & mask)
+        if (lp->bythread[i].t->co == co) return lp->bythread[i].t;
+    return NULL;
+}
+
+static void thread_del(loop *lp, const lua_State *co) {
+    if (!lp->capthread) return;
+    unsigned mask = lp->capthread - 1, i = thread_hash(co, mask);
+    while (lp->bythread[i].t && lp->bythread[i].t->co != co) i = (i + 1) & mask;
+    if (!lp->bythread[i].t) return;
+    lp->bythread[i].t = NULL;
+    lp->nthread--;
+    /* backward-shift: re-place the rest of the probe run */
+    for (unsigned j = (i + 1) & mask; lp->bythread[j].t; j = (j + 1) & mask) {
+        struct task_slot s = lp->bythread[j];
+        lp->bythread[j].t = NULL;
+        unsigned k = thread_hash(s.t->co, mask);
+        while (lp->bythread[k].t) k = (k + 1) & mask;
+        lp->bythread[k] = s;
+    }
+}
+
+static loop *loop_cached;   /* the loop of the last lookup: one Lua state in practice */
+
+/* The last coroutine task_current found and its task: a read, its
+ * continuation and the write after it all ask for the same one. Cleared
+ * when that task ends or is collected, so a thread address here always
+ * belongs to a live task. */
+static const lua_State *current_co;
+static task *current_task;
+
+task *task_current(lua_State *L) {
+    if (L == current_co) return current_task;
+    loop *lp = loop_cached;
+    if (!lp) lp = loop_cached = loop_get(L);
+    task *t = thread_get(lp, L);
+    if (!t && lp != loop_get(L)) {      /* another Lua state in this process */
+        lp = loop_cached = loop_get(L);
+        t = thread_get(lp, L);
+    }
+    if (t) {
+        current_co = L;
+        current_task = t;
+    }
+    return t;
+}
+
+void task_loop_free(loop *lp) {
+    free(lp->bythread);
+    free(lp->freeanchor);
+    lp->bythread = NULL;
+    lp->freeanchor = NULL;
+    lp->capthread = lp->nthread = 0;
+    lp->nfreeanchor = lp->capfreeanchor = lp->nanchor = 0;
+    if (loop_cached == lp) loop_cached = NULL;
+    if (current_task && current_task->lp == lp) current_co = NULL, current_task = NULL;
+}
+
+/* ---- the task table: live tasks by slot ------------------------------ */
+
+/* push_tasks: push the task table (slot -> task userdata). */
+static void push_tasks(lua_State *L) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &TASKS_KEY);
+}
+
+/* task_push: push t's userdata; false (pushing nil) once t has ended. */
+static int task_push(lua_State *L, task *t) {
+    if (!t->anchor) {
+        lua_pushnil(L);
+        return 0;
+    }
+    push_tasks(L);
+    lua_rawgeti(L, -1, t->anchor);
+    lua_remove(L, -2);
+    return 1;
+}
+
+/* anchor: store the task userdata at idx in a free slot of the task table. */
+static int anchor(lua_State *L, loop *lp, task *t, int idx) {
+    int slot;
+    if (lp->nfreeanchor) {
+        slot = lp->freeanchor[--lp->nfreeanchor];
+    } else {
+        if (lp->nanchor == lp->capfreeanchor) {   /* the free list can hold every slot */
+            int cap = lp->capfreeanchor ? 2 * lp->capfreeanchor : 256;
+            int *f = realloc(lp->freeanchor, (size_t)cap * sizeof *f);
+            if (!f) return -1;
+            lp->freeanchor = f;
+            lp->capfreeanchor = cap;
+        }
+        slot = ++lp->nanchor;
+    }
+    idx = lua_absindex(L, idx);
+    push_tasks(L);
+    lua_pushvalue(L, idx);
+    lua_rawseti(L, -2, slot);
+    lua_pop(L, 1);
+    t->anchor = slot;
+    return 0;
+}
+
+static void unanchor(lua_State *L, loop *lp, task *t) {
+    if (!t->anchor) return;
+    push_tasks(L);
+    lua_pushnil(L);
+    lua_rawseti(L, -2, t->anchor);
+    lua_pop(L, 1);
+    lp->freeanchor[lp->nfreeanchor++] = t->anchor;
+    t->anchor = 0;
+}
+
+/* ---- fields ---------------------------------------------------------- */
+
+/* push_fields: push the field table of the task userdata at idx, making it
+ * (and moving the coroutine's anchor into it) when create; else nil if none. */
+static void push_fields(lua_State *L, int idx, int create) {
+    if (lua_getiuservalue(L, idx, 1) == LUA_TTABLE || !create) {
+        if (!lua_istable(L, -1)) {
+            lua_pop(L, 1);
+            lua_pushnil(L);
+        }
+        return;
+    }
+    lua_createtable(L, 0, 4);
+    lua_pushvalue(L, -2);                  /* the coroutine, or nil once ended */
+    lua_rawsetp(L, -2, &CO_KEY);
+    lua_remove(L, -2);
+    lua_pushvalue(L, -1);
+    lua_setiuservalue(L, idx, 1);
+}
+
+/* push_co: push the coroutine of the task userdata at idx, or nil. */
+static void push_co(lua_State *L, int idx) {
+    if (lua_getiuservalue(L, idx, 1) == LUA_TTABLE) {
+        lua_rawgetp(L, -1, &CO_KEY);
+        lua_remove(L, -2);
+    }
+}
+
+/* drop_co: the task at idx has ended: let its coroutine go. */
+static void drop_co(lua_State *L, int idx) {
+    if (lua_getiuservalue(L, idx, 1) == LUA_TTABLE) {
+        lua_pushnil(L);
+        lua_rawsetp(L, -2, &CO_KEY);
+        lua_pop(L, 1);
+    } else {
+        lua_pop(L, 1);
+        lua_pushnil(L);
+        lua_setiuservalue(L, idx, 1);
+    }
+}
+
+enum { F_NONE, F_ID, F_CO, F_STARTED, F_DONE, F_OK, F_OBSERVED, F_ABANDONED, F_CANCELED };
+
+/* The fields C keeps, by name; the others live in the field table. */
+static int field_of(lua_State *L, int idx) {
+    if (lua_type(L, idx) != LUA_TSTRING) return F_NONE;
+    const char *k = lua_tostring(L, idx);
+    static const char *const names[] = {"id", "co", "started", "done", "ok", "observed",
+                                        "abandoned", "canceled"};
+    for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
+        if (strcmp(k, names[i]) == 0) return i + 1;
+    return F_NONE;
+}
+
+static int flag_get(const task *t, int f) {
+    switch (f) {
+    case F_STARTED: return t->started;
+    case F_DONE: return t->done;
+    case F_OK: return t->ok;
+    case F_OBSERVED: return t->observed;
+    case F_ABANDONED: return t->abandoned;
+    default: return t->canceled;
+    }
+}
+
+static void flag_set(task *t, int f, int on) {
+    switch (f) {
+    case F_DONE: t->done = on; break;
+    case F_OK: t->ok = on; break;
+    case F_OBSERVED: t->observed = on; break;
+    case F_ABANDONED: t->abandoned = on; break;
+    default: t->canceled = (uint8_t)on; break;
+    }
+}
+
+/* task.__index(t, k): a method (upvalue 1, sched.lua's Task table), a
+ * field C keeps, or the field table's. */
+static int task_index(lua_State *L) {
+    task *t = lua_touserdata(L, 1);
+    lua_pushvalue(L, 2);
+    if (lua_rawget(L, lua_upvalueindex(1)) != LUA_TNIL) return 1;
+    lua_pop(L, 1);
+    int f = field_of(L, 2);
+    if (f == F_ID) {
+        lua_pushinteger(L, t->id);
+    } else if (f == F_CO) {
+        push_co(L, 1);
+    } else if (f != F_NONE) {
+        lua_pushboolean(L, flag_get(t, f));
+    } else {
+        push_fields(L, 1, 0);
+        if (lua_istable(L, -1)) {
+            lua_pushvalue(L, 2);
+            lua_rawget(L, -2);
+        }
+    }
+    return 1;
+}
+
+/* task.__newindex(t, k, v): the flags C keeps (id and co are read-only),
+ * anything else into the field table. */
+static int task_newindex(lua_State *L) {
+    task *t = lua_touserdata(L, 1);
+    int f = field_of(L, 2);
+    if (f == F_ID || f == F_CO || f == F_STARTED)
+        return luaL_error(L, "coronet: task field '%s' is read-only", lua_tostring(L, 2));
+    if (f != F_NONE) {
+        flag_set(t, f, lua_toboolean(L, 3) != 0);
+        return 0;
+    }
+    push_fields(L, 1, 1);
+    lua_pushvalue(L, 2);
+    lua_pushvalue(L, 3);
+    lua_rawset(L, -3);
+    return 0;
+}
+
+/* task:__gc: a collected task must leave no timer, ready entry or map slot. */
+static int task_gc(lua_State *L) {
+    task *t = luaL_checkudata(L, 1, TASK_MT);
+    if (current_task == t) current_co = NULL, current_task = NULL;
+    if (t->co && t->lp->bythread) thread_del(t->lp, t->co);
+    if (t->parked) {
+        loop *lp = t->lp;
+        if (t->slot) lp->nfdwait--;
+        timer_remove(lp, t);
+        lp->nblocked[t->kind]--;
+        t->parked = 0;
+    }
+    if (t->slot) {
+        if (*t->slot == t) *t->slot = NULL;
+        t->slot = NULL;
+    }
+    return 0;
+}
+
+/* ---- making and resuming tasks -------------------------------------- */
+
+/* core.spawn(fn, ...) -> task: a new task that will run body(fn, ...) in a
+ * new coroutine, queued to start on the next loop turn. */
+static int task_spawn(lua_State *L) {
+    int n = lua_gettop(L);
+    loop *lp = loop_get(L);
+    lua_State *co = lua_newthread(L);
+    lua_rotate(L, 1, 1);                       /* the thread first, then fn, args */
+    if (!lua_checkstack(co, n + 1)) return luaL_error(L, "coronet: too many arguments");
+    if (lua_rawgetp(co, LUA_REGISTRYINDEX, &BODY_KEY) != LUA_TFUNCTION)
+        return luaL_error(L, "coronet: scheduler not loaded");
+    lua_xmove(L, co, n);
+    task *t = lua_newuserdatauv(L, sizeof *t, 1);
+    memset(t, 0, sizeof *t);
+    t->lp = lp;
+    t->co = co;
+    t->heap_idx = -1;
+    t->born = loop_now();
+    t->id = ++lp->next_id;
+    luaL_setmetatable(L, TASK_MT);
+    lua_pushvalue(L, 1);
+    lua_setiuservalue(L, -2, 1);              /* anchor the coroutine */
+    if (anchor(L, lp, t, -1) < 0 || thread_put(lp, t) < 0 || loop_ready_push(lp, t) < 0) {
+        unanchor(L, lp, t);
+        thread_del(lp, co);
+        t->co = NULL;
+        return luaL_error(L, "coronet: out of memory");
+    }
+    return 1;
+}
+
+/* task_ended: t's coroutine returned (status LUA_OK, nres results on it)
+ * or raised (the error on top), or t never ran (abandoned: status -1).
+ * Detach the coroutine and call finish(t, true, results...) or
+ * finish(t, false, err [, co]). */
+static void task_ended(lua_State *L, loop *lp, task *t, int status, int nres) {
+    lua_State *co = t->co;
+    luaL_checkstack(L, nres + 5, "coronet: too many results");
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &FINISH_KEY);
+    task_push(L, t);
+    int ti = lua_gettop(L);
+    push_co(L, ti);                           /* keeps co alive through finish */
+    drop_co(L, ti);
+    unanchor(L, lp, t);
+    thread_del(lp, co);
+    if (current_co == co) current_co = NULL, current_task = NULL;
+    t->co = NULL;
+    t->done = 1;
+    t->ok = status == LUA_OK;
+    int nargs;
+    if (status == LUA_OK) {
+        lua_pop(L, 1);                        /* the coroutine: not needed */
+        lua_pushboolean(L, 1);
+        lua_xmove(co, L, nres);
+        nargs = 2 + nres;
+    } else if (status < 0) {
+        lua_pop(L, 1);
+        lua_pushboolean(L, 0);
+        lua_pushliteral(L, "coronet: abandoned before it ran");
+        nargs = 3;
+    } else {
+        lua_pushboolean(L, 0);
+        lua_xmove(co, L, 1);                  /* the error */
+        lua_rotate(L, -3, -1);                /* ..., false, err, co */
+        nargs = 4;
+    }
+    lua_call(L, nargs, 0);
+}
+
+/* task_step: resume t once; a task that ends is finished. */
+static void task_step(lua_State *L, loop *lp, task *t) {
+    lua_State *co = t->co;
+    int nargs = 0, nres = 0;
+    if (!co) return;
+    if (!t->started) {
+        t->started = 1;
+        if (t->abandoned) {
+            task_ended(L, lp, t, -1, 0);
+            return;
+        }
+        nargs = lua_gettop(co) - 1;             /* body, then fn and its arguments */
+    }
+    int status = lua_resume(co, L, nargs, &nres);
+    if (status == LUA_YIELD) {
+        int park = nres == 1 && lua_touserdata(co, -1) == &task_park_token;
+        lua_pop(co, nres);
+        if (!park && !t->parked && !t->queued && loop_ready_push(lp, t) < 0)
+            luaL_error(L, "coronet: out of memory");   /* a coroutine.yield(): next turn */
+        return;
+    }
+    task_ended(L, lp, t, status, nres);
+}
+
+/* core.run_ready(): resume every task that was ready when it was called,
+ * in order; tasks they wake run on the next call. When an error from
+ * finish cuts a batch short, the next call resumes the rest first. */
+static int task_run_ready(lua_State *L) {
+    loop *lp = loop_get(L);
+    if (lp->irun >= lp->nrun) {               /* take the ready list as the batch */
+        task **r = lp->run;
+        int cap = lp->caprun;
+        lp->run = lp->ready;
+        lp->caprun = lp->capready;
+        lp->nrun = lp->nready;
+        lp->irun = 0;
+        lp->ready = r;
+        lp->capready = cap;
+        lp->nready = 0;
+    }
+    while (lp->irun < lp->nrun) {
+        task *t = lp->run[lp->irun++];
+        t->queued = 0;
+        task_step(L, lp, t);
+    }
+    return 0;
+}
+
+/* core.task_setup(methods, body, finish): sched.lua registers the task
+ * methods (and __tostring), the function every task's coroutine runs and
+ * the function told of each end. */
+static int task_setup(lua_State *L) {
+    luaL_checktype(L, 1, LUA_TTABLE);
+    luaL_checktype(L, 2, LUA_TFUNCTION);
+    luaL_checktype(L, 3, LUA_TFUNCTION);
+    lua_pushvalue(L, 2);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &BODY_KEY);
+    lua_pushvalue(L, 3);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &FINISH_KEY);
+    luaL_getmetatable(L, TASK_MT);
+    lua_pushvalue(L, 1);
+    lua_pushcclosure(L, task_index, 1);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, task_newindex);
+    lua_setfield(L, -2, "__newindex");
+    lua_getfield(L, 1, "__tostring");
+    lua_setfield(L, -2, "__tostring");
+    return 0;
+}
+
+/* core.current() -> the running task, or nil outside tasks. */
+static int task_current_l(lua_State *L) {
+    task *t = task_current(L);
+    if (!t) lua_pushnil(L);
+    else task_push(L, t);
+    return 1;
+}
+
+/* core.task_of(co) -> the live task running coroutine co, or nil. */
+static int task_of(lua_State *L) {
+    lua_State *co = lua_tothread(L, 1);
+    task *t = co ? thread_get(loop_get(L), co) : NULL;
+    if (!t) lua_pushnil(L);
+    else task_push(L, t);
+    return 1;
+}
+
+/* core.live_tasks() -> {task, ...}: every live task, in no order. */
+static int task_live(lua_State *L) {
+    loop *lp = loop_get(L);
+    lua_createtable(L, lp->nanchor - lp->nfreeanchor, 0);
+    push_tasks(L);
+    int n = 0;
+    for (int i = 1; i <= lp->nanchor; i++) {
+        if (lua_rawgeti(L, -1, i) == LUA_TUSERDATA) lua_rawseti(L, -3, ++n);
+        else lua_pop(L, 1);
+    }
+    lua_pop(L, 1);
+    return 1;
+}
+
+/* core.task_fn(task) -> the function a task that has not started will
+ * run, or nil. */
+static int task_fn(lua_State *L) {
+    task *t = luaL_checkudata(L, 1, TASK_MT);
+    if (t->started || !t->co || !lua_checkstack(t->co, 1)) return 0;
+    lua_pushvalue(t->co, 2);                  /* co's stack: body, fn, args */
+    lua_xmove(t->co, L, 1);
+    return 1;
+}
+
+static const luaL_Reg task_meta[] = {
+    {"__gc", task_gc},
+    {NULL, NULL}
+};
+
+static const luaL_Reg task_funcs[] = {
+    {"current", task_current_l},
+    {"live_tasks", task_live},
+    {"run_ready", task_run_ready},
+    {"spawn", task_spawn},
+    {"task_fn", task_fn},
+    {"task_of", task_of},
+    {"task_setup", task_setup},
+    {NULL, NULL}
+};
+
+int task_open(lua_State *L) {
+    class_register(L, TASK_MT, task_meta, NULL);
+    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &TASKS_KEY) != LUA_TTABLE) {
+        lua_newtable(L);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &TASKS_KEY);
+    }
+    lua_pop(L, 1);
+    luaL_setfuncs(L, task_funcs, 0);
+    return 0;
+}
