@@ -14,3 +14,21 @@ void class_register(lua_State *L, const char *mt, const luaL_Reg *meta,
     }
     lua_pop(L, 1);                               /* pop metatable */
 }
+
+void *class_check(lua_State *L, int idx, const void *key, const char *mt) {
+    void *p = lua_touserdata(L, idx);
+    if (p && lua_getmetatable(L, idx)) {
+        lua_rawgetp(L, LUA_REGISTRYINDEX, key);
+        int same = lua_rawequal(L, -1, -2);
+        lua_pop(L, 2);
+        if (same) return p;
+    }
+    return luaL_checkudata(L, idx, mt);
+}
+
+void class_register_keyed(lua_State *L, const char *mt, const void *key,
+                          const luaL_Reg *meta, const luaL_Reg *methods) {
+    class_register(L, mt, meta, methods);
+    luaL_getmetatable(L, mt);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, key);
+}

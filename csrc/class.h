@@ -12,4 +12,15 @@
 void class_register(lua_State *L, const char *mt, const luaL_Reg *meta,
                     const luaL_Reg *methods);
 
+/* class_check: the userdata at idx if its metatable is the one stored in
+ * the registry under the light key (class_register_keyed), else
+ * luaL_checkudata(L, idx, mt): one pointer lookup on the common path
+ * instead of hashing the name. */
+void *class_check(lua_State *L, int idx, const void *key, const char *mt);
+
+/* class_register_keyed: class_register, and store the metatable in the
+ * registry under the light key too (for class_check). */
+void class_register_keyed(lua_State *L, const char *mt, const void *key,
+                          const luaL_Reg *meta, const luaL_Reg *methods);
+
 #endif

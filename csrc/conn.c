@@ -25,6 +25,7 @@
  * call; another state's conns just take the named path. Cleared when that
  * state closes (conn_classes_gc), so a pointer here is always live. */
 static const void *conn_mts[2];
+static const char CONNMT_KEY = 0;   /* registry: CONN_MT, found without hashing its name */
 
 conn *conn_check_at(lua_State *L, int idx) {
     void *p = lua_touserdata(L, idx);
@@ -66,7 +67,8 @@ static conn *conn_newx(lua_State *L, int net, uint16_t acap) {
     c->h.fd = -1;
     c->net = (uint8_t)net;
     c->acap = acap;
-    luaL_setmetatable(L, CONN_MT);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &CONNMT_KEY);
+    lua_setmetatable(L, -2);
     return c;
 }
 
@@ -797,6 +799,10 @@ void conn_register_class(lua_State *L, const char *mt, const luaL_Reg *extra) {
     class_register(L, mt, conn_meta, conn_methods);
     luaL_getmetatable(L, mt);
     conn_mts[strcmp(mt, CONN_MT) != 0] = lua_topointer(L, -1);
+    if (strcmp(mt, CONN_MT) == 0) {
+        lua_pushvalue(L, -1);
+        lua_rawsetp(L, LUA_REGISTRYINDEX, &CONNMT_KEY);
+    }
     if (extra) {
         lua_getfield(L, -1, "__index");
         luaL_setfuncs(L, extra, 0);

@@ -30,7 +30,12 @@ void errors_push_sentinel(lua_State *L, int cause) {
         lua_pushstring(L, errors_sentinel_name(cause));
         return;
     }
-    lua_getfield(L, -1, errors_sentinel_name(cause));
+    if (lua_rawgeti(L, -1, -cause) == LUA_TNIL) {   /* cached by cause, at [-cause] */
+        lua_pop(L, 1);
+        lua_getfield(L, -1, errors_sentinel_name(cause));
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, -3, -cause);
+    }
     lua_remove(L, -2);              /* pop sentinels */
 }
 

@@ -37,8 +37,10 @@ typedef struct listener {
     double backoff;       /* the current pause (s); 0 after a success */
 } listener;
 
+static const char LISTENERMT_KEY = 0;   /* registry: LISTENER_MT (class_check) */
+
 static listener *listener_check(lua_State *L) {
-    return luaL_checkudata(L, 1, LISTENER_MT);
+    return class_check(L, 1, &LISTENERMT_KEY, LISTENER_MT);
 }
 
 static listener *listener_new(lua_State *L, int net) {
@@ -371,7 +373,7 @@ static const luaL_Reg listener_funcs[] = {
 /* listener_open: register LISTENER_MT and add the listener constructors
  * to the table on top of the stack. */
 int listener_open(lua_State *L) {
-    class_register(L, LISTENER_MT, listener_meta, listener_methods);
+    class_register_keyed(L, LISTENER_MT, &LISTENERMT_KEY, listener_meta, listener_methods);
     luaL_setfuncs(L, listener_funcs, 0);
     return 0;
 }

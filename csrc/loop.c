@@ -32,10 +32,23 @@ double loop_now(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* The loop of the Lua state whose main thread is loop_main: loop_get is
+ * called by nearly every C function, and the main thread (an array slot
+ * of the registry) is found faster than the loop (a hashed key). Cleared
+ * by loop_gc, so a state closed and another made at the same address
+ * cannot inherit it. */
+static const lua_State *loop_main;
+static loop *loop_main_lp;
+
 loop *loop_get(lua_State *L) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+    const lua_State *main = lua_tothread(L, -1);
+    lua_pop(L, 1);
+    if (main == loop_main && loop_main_lp) return loop_main_lp;
     lua_rawgetp(L, LUA_REGISTRYINDEX, &LOOP_KEY);
     loop *lp = lua_touserdata(L, -1);
     lua_pop(L, 1);
+    if (lp) loop_main = main, loop_main_lp = lp;
     return lp;
 }
 
@@ -259,7 +272,7 @@ static int loop_park(lua_State *L) {
 
 /* core.wake(task, reason) -> woken: wake a parked task. */
 static int loop_wake(lua_State *L) {
-    task *t = luaL_checkudata(L, 1, TASK_MT);
+    task *t = task_check(L, 1);
     int reason = (int)luaL_checkinteger(L, 2);
     lua_pushboolean(L, task_wake(t, reason));
     return 1;
@@ -272,7 +285,7 @@ void task_cancel(task *t) {
 
 /* core.cancel(task): task_cancel (sched.lua's task:cancel()). */
 static int loop_cancel(lua_State *L) {
-    task_cancel(luaL_checkudata(L, 1, TASK_MT));
+    task_cancel(task_check(L, 1));
     return 0;
 }
 
@@ -583,6 +596,7 @@ static int loop_gc(lua_State *L) {
     free(lp->run);
     free(lp->rbuf);
     task_loop_free(lp);
+    if (loop_main_lp == lp) loop_main = NULL, loop_main_lp = NULL;
     lp->heap = NULL;
     lp->ready = lp->run = NULL;
     lp->rbuf = NULL;

@@ -145,6 +145,9 @@ double loop_now(void);
 /* loop_get: the Lua state's loop (created by loop_open). */
 loop *loop_get(lua_State *L);
 
+/* task_check: the task at idx, or raise. */
+task *task_check(lua_State *L, int idx);
+
 /* task_current: the task whose coroutine is L, or NULL outside a task. */
 task *task_current(lua_State *L);
 

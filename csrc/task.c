@@ -18,6 +18,7 @@ static const char TASKS_KEY = 0;      /* registry: the task table, slot -> task 
 static const char BODY_KEY = 0;       /* registry: sched.lua's body(fn, ...) */
 static const char FINISH_KEY = 0;     /* registry: sched.lua's finish(t, ok, ...) */
 static const char CO_KEY = 0;         /* in a task's field table: its coroutine */
+static const char TASKMT_KEY = 0;     /* registry: TASK_MT, found without hashing its name */
 
 /* ---- the coroutine -> task map ---------------------------------------
  * Linear probing keyed on the lua_State pointer, so finding the running
@@ -176,6 +177,7 @@ static void unanchor(lua_State *L, loop *lp, task *t) {
 /* push_fields: push the field table of the task userdata at idx, making it
  * (and moving the coroutine's anchor into it) when create; else nil if none. */
 static void push_fields(lua_State *L, int idx, int create) {
+    idx = lua_absindex(L, idx);
     if (lua_getiuservalue(L, idx, 1) == LUA_TTABLE || !create) {
         if (!lua_istable(L, -1)) {
             lua_pop(L, 1);
@@ -193,6 +195,7 @@ static void push_fields(lua_State *L, int idx, int create) {
 
 /* push_co: push the coroutine of the task userdata at idx, or nil. */
 static void push_co(lua_State *L, int idx) {
+    idx = lua_absindex(L, idx);
     if (lua_getiuservalue(L, idx, 1) == LUA_TTABLE) {
         lua_rawgetp(L, -1, &CO_KEY);
         lua_remove(L, -2);
@@ -201,6 +204,7 @@ static void push_co(lua_State *L, int idx) {
 
 /* drop_co: the task at idx has ended: let its coroutine go. */
 static void drop_co(lua_State *L, int idx) {
+    idx = lua_absindex(L, idx);
     if (lua_getiuservalue(L, idx, 1) == LUA_TTABLE) {
         lua_pushnil(L);
         lua_rawsetp(L, -2, &CO_KEY);
@@ -214,15 +218,22 @@ static void drop_co(lua_State *L, int idx) {
 
 enum { F_NONE, F_ID, F_CO, F_STARTED, F_DONE, F_OK, F_OBSERVED, F_ABANDONED, F_CANCELED };
 
-/* The fields C keeps, by name; the others live in the field table. */
+/* The fields C keeps, by name (matched by length first: this runs on
+ * every field access); the others live in the field table. */
 static int field_of(lua_State *L, int idx) {
+    size_t n;
     if (lua_type(L, idx) != LUA_TSTRING) return F_NONE;
-    const char *k = lua_tostring(L, idx);
-    static const char *const names[] = {"id", "co", "started", "done", "ok", "observed",
-                                        "abandoned", "canceled"};
-    for (int i = 0; i < (int)(sizeof names / sizeof names[0]); i++)
-        if (strcmp(k, names[i]) == 0) return i + 1;
-    return F_NONE;
+    const char *k = lua_tolstring(L, idx, &n);
+#define IS(name) (memcmp(k, name, sizeof name - 1) == 0)
+    switch (n) {
+    case 2: return IS("id") ? F_ID : IS("co") ? F_CO : IS("ok") ? F_OK : F_NONE;
+    case 4: return IS("done") ? F_DONE : F_NONE;
+    case 7: return IS("started") ? F_STARTED : F_NONE;
+    case 8: return IS("observed") ? F_OBSERVED : IS("canceled") ? F_CANCELED : F_NONE;
+    case 9: return IS("abandoned") ? F_ABANDONED : F_NONE;
+    default: return F_NONE;
+    }
+#undef IS
 }
 
 static int flag_get(const task *t, int f) {
@@ -290,7 +301,7 @@ static int task_newindex(lua_State *L) {
 
 /* task:__gc: a collected task must leave no timer, ready entry or map slot. */
 static int task_gc(lua_State *L) {
-    task *t = luaL_checkudata(L, 1, TASK_MT);
+    task *t = lua_touserdata(L, 1);           /* only ever called on a task */
     if (current_task == t) current_co = NULL, current_task = NULL;
     if (t->co && t->lp->bythread) thread_del(t->lp, t->co);
     if (t->parked) {
@@ -305,6 +316,10 @@ static int task_gc(lua_State *L) {
         t->slot = NULL;
     }
     return 0;
+}
+
+task *task_check(lua_State *L, int idx) {
+    return class_check(L, idx, &TASKMT_KEY, TASK_MT);
 }
 
 /* ---- making and resuming tasks -------------------------------------- */
@@ -327,7 +342,8 @@ static int task_spawn(lua_State *L) {
     t->heap_idx = -1;
     t->born = loop_now();
     t->id = ++lp->next_id;
-    luaL_setmetatable(L, TASK_MT);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &TASKMT_KEY);
+    lua_setmetatable(L, -2);
     lua_pushvalue(L, 1);
     lua_setiuservalue(L, -2, 1);              /* anchor the coroutine */
     if (anchor(L, lp, t, -1) < 0 || thread_put(lp, t) < 0 || loop_ready_push(lp, t) < 0) {
@@ -339,6 +355,18 @@ static int task_spawn(lua_State *L) {
     return 1;
 }
 
+/* task_detach: t has ended: let go of its coroutine and its slots. */
+static void task_detach(lua_State *L, loop *lp, task *t) {
+    lua_State *co = t->co;
+    task_push(L, t);
+    drop_co(L, -1);
+    lua_pop(L, 1);
+    unanchor(L, lp, t);
+    thread_del(lp, co);
+    if (current_co == co) current_co = NULL, current_task = NULL;
+    t->co = NULL;
+}
+
 /* task_ended: t's coroutine returned (status LUA_OK, nres results on it)
  * or raised (the error on top), or t never ran (abandoned: status -1).
  * Detach the coroutine and call finish(t, true, results...) or
@@ -346,15 +374,21 @@ static int task_spawn(lua_State *L) {
 static void task_ended(lua_State *L, loop *lp, task *t, int status, int nres) {
     lua_State *co = t->co;
     luaL_checkstack(L, nres + 5, "coronet: too many results");
+    if (status == LUA_OK && nres == 0) {      /* returned nothing: unless it has */
+        task_push(L, t);                      /* fields (waiters among them), */
+        int plain = lua_getiuservalue(L, -1, 1) == LUA_TTHREAD;   /* finish has */
+        lua_pop(L, 2);                        /* nothing to do */
+        if (plain) {
+            task_detach(L, lp, t);
+            t->done = t->ok = 1;
+            return;
+        }
+    }
     lua_rawgetp(L, LUA_REGISTRYINDEX, &FINISH_KEY);
     task_push(L, t);
     int ti = lua_gettop(L);
     push_co(L, ti);                           /* keeps co alive through finish */
-    drop_co(L, ti);
-    unanchor(L, lp, t);
-    thread_del(lp, co);
-    if (current_co == co) current_co = NULL, current_task = NULL;
-    t->co = NULL;
+    task_detach(L, lp, t);
     t->done = 1;
     t->ok = status == LUA_OK;
     int nargs;
@@ -401,11 +435,14 @@ static void task_step(lua_State *L, loop *lp, task *t) {
     task_ended(L, lp, t, status, nres);
 }
 
-/* core.run_ready(): resume every task that was ready when it was called,
- * in order; tasks they wake run on the next call. When an error from
- * finish cuts a batch short, the next call resumes the rest first. */
+/* core.run_ready([t]) -> [done]: resume every task that was ready when it
+ * was called, in order; tasks they wake run on the next call. When an
+ * error from finish cuts a batch short, the next call resumes the rest
+ * first. With t, returns whether t has ended (the driver's loop test). */
 static int task_run_ready(lua_State *L) {
     loop *lp = loop_get(L);
+    task *watch = lua_isnoneornil(L, 1) ? NULL : task_check(L, 1);
+    lua_settop(L, 1);                         /* keeps watch alive */
     if (lp->irun >= lp->nrun) {               /* take the ready list as the batch */
         task **r = lp->run;
         int cap = lp->caprun;
@@ -422,7 +459,9 @@ static int task_run_ready(lua_State *L) {
         t->queued = 0;
         task_step(L, lp, t);
     }
-    return 0;
+    if (!watch) return 0;
+    lua_pushboolean(L, watch->done);
+    return 1;
 }
 
 /* core.task_setup(methods, body, finish): sched.lua registers the task
@@ -481,7 +520,7 @@ static int task_live(lua_State *L) {
 /* core.task_fn(task) -> the function a task that has not started will
  * run, or nil. */
 static int task_fn(lua_State *L) {
-    task *t = luaL_checkudata(L, 1, TASK_MT);
+    task *t = task_check(L, 1);
     if (t->started || !t->co || !lua_checkstack(t->co, 1)) return 0;
     lua_pushvalue(t->co, 2);                  /* co's stack: body, fn, args */
     lua_xmove(t->co, L, 1);
@@ -505,7 +544,7 @@ static const luaL_Reg task_funcs[] = {
 };
 
 int task_open(lua_State *L) {
-    class_register(L, TASK_MT, task_meta, NULL);
+    class_register_keyed(L, TASK_MT, &TASKMT_KEY, task_meta, NULL);
     if (lua_rawgetp(L, LUA_REGISTRYINDEX, &TASKS_KEY) != LUA_TTABLE) {
         lua_newtable(L);
         lua_rawsetp(L, LUA_REGISTRYINDEX, &TASKS_KEY);

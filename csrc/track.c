@@ -83,7 +83,7 @@ static int track_handle_info(lua_State *L) {
 /* core.task_kind(task) -> the park kind code (core.park_kinds) of a
  * parked task, or nil when it is not parked. */
 static int track_task_kind(lua_State *L) {
-    task *t = luaL_checkudata(L, 1, TASK_MT);
+    task *t = task_check(L, 1);
     if (!t->parked) lua_pushnil(L);
     else lua_pushinteger(L, t->kind);
     return 1;
@@ -91,7 +91,7 @@ static int track_task_kind(lua_State *L) {
 
 /* core.task_born(task) -> the loop_now() time the task was created. */
 static int track_task_born(lua_State *L) {
-    task *t = luaL_checkudata(L, 1, TASK_MT);
+    task *t = task_check(L, 1);
     lua_pushnumber(L, t->born);
     return 1;
 }
@@ -109,7 +109,11 @@ int track_open(lua_State *L) {
     if (lua_rawgetp(L, LUA_REGISTRYINDEX, &TRACK_KEY) != LUA_TTABLE) {
         lua_newtable(L);
         lua_createtable(L, 0, 1);
-        lua_pushliteral(L, "k");
+        /* Weak keys and values: the values (ids, true) are never collected,
+         * so "v" changes nothing but makes the table all-weak, which the
+         * collector only clears, where a weak-keyed one (an ephemeron
+         * table) is traversed again every cycle: a cost per open conn. */
+        lua_pushliteral(L, "kv");
         lua_setfield(L, -2, "__mode");
         lua_setmetatable(L, -2);
         lua_rawsetp(L, LUA_REGISTRYINDEX, &TRACK_KEY);

@@ -129,7 +129,7 @@ static void sigwatch_event(handle *h, int what) {
  * end the process: each one wakes task (parked with core.park) and counts
  * for core.sigint_take(). Call once. */
 static int tty_sigint_watch(lua_State *L) {
-    task *t = luaL_checkudata(L, 1, TASK_MT);
+    task *t = task_check(L, 1);
     if (sig_w) return luaL_error(L, "coronet: sigint_watch called twice");
     if (pipe2(sig_pipe, O_NONBLOCK | O_CLOEXEC) < 0) return tty_fail(L, "pipe2");
     sigwatch *w = lua_newuserdatauv(L, sizeof *w, 1);

@@ -8,8 +8,11 @@
  * poll, wake, read, write): without it, whether the next request is
  * already there when the server reads again depends on timing, and the
  * count moves by tens of percent from run to run.
- *   pingpong PORT N SIZE [THINK_US]   exit 0 ok, 1 on a connect/IO error,
- *                                     2 on a mismatch */
+ * With RECONNECT 1, each round trip is on a conn of its own (connect, one
+ * round trip, close: the harness's accept workload, one conn at a time),
+ * and the count is per accepted conn.
+ *   pingpong PORT N SIZE [THINK_US [RECONNECT]]   exit 0 ok, 1 on a
+ *                                     connect/IO error, 2 on a mismatch */
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -29,27 +32,37 @@ static int io_all(int fd, char *buf, size_t n, int writing) {
     return 0;
 }
 
+/* dial: a TCP_NODELAY conn to 127.0.0.1:port, or -1. */
+static int dial(int port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+        perror("pingpong: connect");
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    return fd;
+}
+
 int main(int argc, char **argv) {
-    if (argc != 4 && argc != 5) {
-        fprintf(stderr, "usage: pingpong PORT N SIZE [THINK_US]\n");
+    if (argc < 4 || argc > 6) {
+        fprintf(stderr, "usage: pingpong PORT N SIZE [THINK_US [RECONNECT]]\n");
         return 1;
     }
     int port = atoi(argv[1]);
     long n = atol(argv[2]);
     size_t size = (size_t)atol(argv[3]);
-    long think = argc == 5 ? atol(argv[4]) : 1000;
+    long think = argc >= 5 ? atol(argv[4]) : 1000;
+    int reconnect = argc == 6 && atoi(argv[5]) != 0;
     struct timespec pause = {think / 1000000, (think % 1000000) * 1000};
     char *out = malloc(size), *in = malloc(size);
-    int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (!out || !in || fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-        perror("pingpong: connect");
-        return 1;
-    }
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    int fd = reconnect ? -2 : dial(port);
+    if (!out || !in || fd == -1) return 1;
     for (long i = 0; i < n; i++) {
         if (think > 0) nanosleep(&pause, NULL);
+        if (reconnect && (fd = dial(port)) < 0) return 1;
         for (size_t j = 0; j < size; j++) out[j] = (char)('a' + (i + j) % 26);
         if (io_all(fd, out, size, 1) < 0 || io_all(fd, in, size, 0) < 0) {
             perror("pingpong: round trip");
@@ -59,8 +72,9 @@ int main(int argc, char **argv) {
             fprintf(stderr, "pingpong: mismatch at round trip %ld\n", i);
             return 2;
         }
+        if (reconnect) close(fd);
     }
-    close(fd);
-    printf("RESULT mode=pingpong n=%ld size=%zu\n", n, size);
+    if (!reconnect) close(fd);
+    printf("RESULT mode=pingpong n=%ld size=%zu reconnect=%d\n", n, size, reconnect);
     return 0;
 }

@@ -9,6 +9,8 @@
 #     conn, each request sent 1 ms after the last reply, so every round
 #     trip is one whole park-poll-wake-read-write turn with nothing to
 #     batch it with: the worst case per round trip, repeatable to about 1%;
+#   accept: pingpong.c with a conn per round trip of 8 bytes (connect,
+#     ping, echo, close: per accepted conn, one conn at a time);
 #   bulk: the harness's `loadgen bulk -n MIB` (per MiB; how reads split
 #     the stream depends on timing, so this one moves by a percent or two).
 # Rows are appended to bench/callgrind/results.tsv:
@@ -47,6 +49,7 @@ total() {
     case $1 in
         echo64) res=$("$tmp/pingpong" "$port" "$2" 64) ;;
         echo4k) res=$("$tmp/pingpong" "$port" "$2" 4096) ;;
+        accept) res=$("$tmp/pingpong" "$port" "$2" 8 1000 1) ;;
         bulk) res=$("$lg" bulk -p "$port" -n "$2" | tail -1) ;;
     esac
     kill -TERM "$pid"

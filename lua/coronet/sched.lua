@@ -140,11 +140,12 @@ local function drive(t)
     running = true
     core.set_running(true)
     local ok, err = pcall(function()
-        while not t.done do
+        local done = t.done
+        while not done do
             if poll(true) then
                 error("coronet: deadlock: every task is blocked and nothing can wake one", 0)
             end
-            run_ready()
+            done = run_ready(t)
             if unobserved then
                 local e = unobserved
                 unobserved = nil
