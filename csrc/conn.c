@@ -212,22 +212,27 @@ int conn_read_park(lua_State *L, conn *c, task *t, int want, int ctxidx, lua_KCo
     return task_park_ctx(L, t, &c->h.rd, c->h.rdl, PARK_READ, ctxidx, kctx, k);
 }
 
+/* A read's continuation context: the ctx index (0, 2 or 3) in the low
+ * byte, the byte limit (at most the shared buffer's 16 KiB) above it. */
+#define READ_KCTX(ctxidx, max) ((lua_KContext)(((lua_KContext)(max) << 8) | (ctxidx)))
+
+/* The continuation runs in the frame that parked: index 1 is the conn
+ * conn_read already checked, so it is taken as it is. */
 static int conn_read_k(lua_State *L, int status, lua_KContext kctx) {
-    int ctxidx = (int)kctx;
-    size_t max = ctxidx == 2 ? CONN_READ_DEFAULT : (size_t)luaL_optinteger(L, 2, CONN_READ_DEFAULT);
-    return conn_read_run(L, conn_check(L), task_current(L), status, ctxidx, max);
+    return conn_read_run(L, lua_touserdata(L, 1), task_current(L), status, (int)(kctx & 0xff),
+                         (size_t)(kctx >> 8));
 }
 
 /* The body of read and its continuation: c and t are the conn at 1 and
  * the running task, status the continuation's (LUA_OK on the first try),
  * max the byte limit of the read argument. */
 static int conn_read_run(lua_State *L, conn *c, task *t, int status, int ctxidx, size_t max) {
-    lua_KContext kctx = ctxidx;
     tls_resumed(c, t, TLS_ROLE_READ);
     int cause = task_resume_cause(L, t, status, ctxidx);
     if (cause) return conn_failx(L, c, "read", NULL, cause, ctxidx);
     loop *lp = c->h.lp;
     if (max > lp->rbufsz) max = lp->rbufsz;
+    lua_KContext kctx = READ_KCTX(ctxidx, max);
     int want;
     ssize_t n = conn_read_once(L, c, lp->rbuf, max, ctxidx, &want);
     if (n > 0) {
@@ -441,7 +446,7 @@ static int conn_write_fail(lua_State *L, conn *c, const char *sys, int cause, si
 static int conn_write_k(lua_State *L, int status, lua_KContext kctx) {
     size_t len;
     const char *p = conn_write_bytes(L, &len);
-    return conn_write_run(L, conn_check(L), task_current(L), status, (size_t)kctx, p, len);
+    return conn_write_run(L, lua_touserdata(L, 1), task_current(L), status, (size_t)kctx, p, len);   /* checked by conn_write */
 }
 
 /* The body of write and its continuations: done bytes went out already. */

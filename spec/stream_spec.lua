@@ -451,6 +451,22 @@ end)
 
 TestStreamRead = {}
 
+-- A read that parks keeps its max (and its ctx) for when it wakes.
+TestStreamRead.test_read_max_holds_after_parking = T(function(defer)
+    local c, s = pair(defer)
+    local ctx = net.context.background()
+    for _, args in ipairs({{3}, {2, ctx}, {4, nil}}) do
+        local r = net.go(function() return c:read(table.unpack(args, 1, 2)) end)
+        while (net.debug.stats().blocked or {}).read == 0 do net.sleep(0) end
+        s:write("abcdefgh")
+        local d = r:wait()
+        lu.assertEquals(#d, args[1])
+        lu.assertEquals(d, ("abcdefgh"):sub(1, args[1]))
+        local rest = c:read_full(8 - args[1])               -- drain the rest
+        lu.assertEquals(d .. rest, "abcdefgh")
+    end
+end)
+
 TestStreamRead.test_read_returns_prefixes_then_eof = T(function(defer)
     local c, s = pair(defer)
     s:write("hello world")
