@@ -441,7 +441,12 @@ static void task_step(lua_State *L, loop *lp, task *t) {
  * first. With t, returns whether t has ended (the driver's loop test). */
 static int task_run_ready(lua_State *L) {
     loop *lp = loop_get(L);
-    task *watch = lua_isnoneornil(L, 1) ? NULL : task_check(L, 1);
+    task *watch = NULL;
+    if (!lua_isnoneornil(L, 1)) {             /* checked against upvalue 1, TASK_MT: */
+        int ok = lua_getmetatable(L, 1) && lua_rawequal(L, -1, lua_upvalueindex(1));
+        lua_settop(L, 1);                     /* no registry lookup on every turn */
+        watch = ok ? lua_touserdata(L, 1) : task_check(L, 1);
+    }
     lua_settop(L, 1);                         /* keeps watch alive */
     if (lp->irun >= lp->nrun) {               /* take the ready list as the batch */
         task **r = lp->run;
@@ -535,7 +540,6 @@ static const luaL_Reg task_meta[] = {
 static const luaL_Reg task_funcs[] = {
     {"current", task_current_l},
     {"live_tasks", task_live},
-    {"run_ready", task_run_ready},
     {"spawn", task_spawn},
     {"task_fn", task_fn},
     {"task_of", task_of},
@@ -551,5 +555,8 @@ int task_open(lua_State *L) {
     }
     lua_pop(L, 1);
     luaL_setfuncs(L, task_funcs, 0);
+    luaL_getmetatable(L, TASK_MT);
+    lua_pushcclosure(L, task_run_ready, 1);
+    lua_setfield(L, -2, "run_ready");
     return 0;
 }
