@@ -34,9 +34,29 @@ typedef struct tls_state {
     uint8_t wpending;    /* SSL_write wanted I/O: a record is half sent, retry the same bytes */
     uint8_t hs_started;  /* a handshake step ran (before it nothing can stick) */
     char *name;          /* client: the server name verified and sent (SNI) */
-    char code[40];       /* the last ERR_TLS failure: stable code ... */
-    char msg[384];       /* ... and message */
+    const struct tls_note *note; /* the ERR_TLS of this call only, or NULL (tls_note) */
+    char code[40];       /* the conn's first ERR_TLS failure: stable code ... */
+    char msg[384];       /* ... and message (kept: Go's sticky error is the first) */
 } tls_state;
+
+/* A refusal that belongs to one call and breaks nothing (close_write before
+ * the handshake, a write after close_write): reported for that call
+ * without replacing the conn's own failure in code/msg. */
+typedef struct tls_note {
+    const char *code, *msg;
+} tls_note;
+
+static const tls_note TLS_NOTE_SHUTDOWN = {"shutdown", "tls: protocol is shutdown (close_write was called)"};
+static const tls_note TLS_NOTE_EARLY_CLOSE_WRITE = {
+    "handshake_incomplete", "tls: close_write called before the handshake completed"};
+
+/* tls_note: the ERR_TLS the current call returns is note (NULL: the conn's
+ * failure in code/msg). Every call that can return ERR_TLS sets it before
+ * returning, and conn_failx reads it at once (no park in between). */
+static int tls_note_set(tls_state *s, const tls_note *note) {
+    s->note = note;
+    return ERR_TLS;
+}
 
 /* ---- the BIO: plain syscalls on the conn's non-blocking socket ------- */
 
@@ -97,8 +117,12 @@ static BIO_METHOD *tls_bio_method(void) {
 
 /* ---- errors ---------------------------------------------------------- */
 
+/* Record the conn's TLS failure: the first one only, which later calls
+ * repeat (Go: a conn's sticky error is the first it met). */
 static int tls_set_error(tls_state *s, const char *code, const char *fmt, ...) {
     va_list ap;
+    s->note = NULL;
+    if (s->code[0]) return ERR_TLS;
     snprintf(s->code, sizeof s->code, "%s", code);
     va_start(ap, fmt);
     vsnprintf(s->msg, sizeof s->msg, fmt, ap);
@@ -236,7 +260,7 @@ static int tls_verify_cb(int ok, X509_STORE_CTX *xs) {
     if (!s) return ok;
     int err = X509_STORE_CTX_get_error(xs);
     ERR_set_mark();                      /* what our calls queue must not fail the handshake */
-    if (!ok && !s->verr) {
+    if (!ok && !s->verr && !s->code[0]) {   /* msg holds the names until the failure is recorded */
         s->verr = err;
         s->msg[0] = 0;
         if (err == X509_V_ERR_HOSTNAME_MISMATCH || err == X509_V_ERR_IP_ADDRESS_MISMATCH) {
@@ -282,11 +306,13 @@ int tls_reader_busy(const conn *c) {
 }
 
 const char *tls_error_code(const conn *c) {
-    return c->tls ? c->tls->code : "tls";
+    if (!c->tls) return "tls";
+    return c->tls->note ? c->tls->note->code : c->tls->code[0] ? c->tls->code : "tls";
 }
 
 const char *tls_error_msg(const conn *c) {
-    return c->tls ? c->tls->msg : "tls: error";
+    if (!c->tls) return "tls: error";
+    return c->tls->note ? c->tls->note->msg : c->tls->msg[0] ? c->tls->msg : "tls: error";
 }
 
 void tls_failed(conn *c, int cause) {
@@ -326,6 +352,7 @@ static int tls_handshake_step(tls_state *s, int *cause) {
 
 /* Before any step: a failure that repeats, or the handshake to run. */
 static int tls_ready(tls_state *s, int sticky, int *cause) {
+    s->note = NULL;
     if (!s->ssl) *cause = ERR_CLOSED;
     else if (s->hs_cause) *cause = s->hs_cause;
     else if (sticky) *cause = sticky;
@@ -363,7 +390,7 @@ ssize_t tls_write(conn *c, const char *buf, size_t len, int *cause) {
     tls_state *s = tls_of(c);
     size_t n = 0;
     if (s->ssl && s->shut_sent && !s->sticky_wr) {
-        *cause = tls_set_error(s, "shutdown", "tls: protocol is shutdown (close_write was called)");
+        *cause = tls_note_set(s, &TLS_NOTE_SHUTDOWN);
         return -1;
     }
     if (tls_ready(s, s->sticky_wr ? s->sticky_wr : tls_fatal_for(s, 1), cause) < 0) return -1;
@@ -506,10 +533,9 @@ int tls_close_write(lua_State *L) {
     conn *c = tls_check(L);
     tls_state *s = tls_of(c);
     if (c->h.fd < 0 || !s || !s->ssl) return conn_failx(L, c, "close", NULL, ERR_CLOSED, 0);
-    if (!s->hs_done) {
-        tls_set_error(s, "handshake_incomplete", "tls: close_write called before the handshake completed");
-        return conn_failx(L, c, "close", NULL, ERR_TLS, 0);
-    }
+    s->note = NULL;
+    if (!s->hs_done)
+        return conn_failx(L, c, "close", NULL, tls_note_set(s, &TLS_NOTE_EARLY_CLOSE_WRITE), 0);
     if (c->wlocked) return conn_failx(L, c, "close", NULL, ERR_BUSY, 0);
     int broken = s->sticky_wr ? s->sticky_wr : tls_fatal_for(s, 1);
     if (broken) return conn_failx(L, c, "close", NULL, broken, 0); /* no alert after a failure */
@@ -530,6 +556,7 @@ static int tls_close_write_k(lua_State *L, int status, lua_KContext kctx) {
     int cause = task_resume_cause(L, t, status, 0);
     tls_state *s = tls_of(c);
     if (!cause && (c->h.fd < 0 || !s || !s->ssl)) cause = ERR_CLOSED;
+    if (s) s->note = NULL;
     if (!cause) {
         s->sys_errno = 0;
         ERR_clear_error();

@@ -1,0 +1,102 @@
+--- spec/tls_conn_spec.lua: a TLS conn's life after the happy path: the
+-- first failure's text sticks, failures are classified by the reason that
+-- describes them, close_write waits for a write in flight, the negotiated
+-- state outlives close, and the client session cache keeps as many
+-- sessions as it was given.
+local lu = require "luaunit"
+local net = require "coronet"
+local tls = net.tls
+local H = dofile("spec/helpers.lua")
+local CA = dofile("spec/tlsca.lua").make()
+
+local SRV = assert(tls.config{cert_file = CA.leaf, key_file = CA.leaf_key})
+local CLI = assert(tls.config{ca_file = CA.ca})
+
+local T, spawn = H.watched(20)
+
+local function addr(ln, host) return (host or "127.0.0.1") .. ":" .. ln:addr().port end
+
+--- A TLS echo server on 127.0.0.1:0 (cfg, default SRV), one task per conn.
+local function echo_server(defer, cfg)
+    local ln = defer(assert(tls.listen("tcp", "127.0.0.1:0", cfg or SRV)))
+    net.go(function()
+        while true do
+            local c = ln:accept()
+            if not c then break end
+            net.go(function()
+                while true do
+                    local d = c:read()
+                    if not d or not c:write(d) then break end
+                end
+                c:close()
+            end)
+        end
+    end)
+    return ln
+end
+
+--- A plain TCP relay to target; relay.client is the accepted conn towards
+-- the client, so a test can put raw bytes into the client's TLS stream.
+local function relay(defer, target)
+    local ln = defer(assert(net.listen("tcp", "127.0.0.1:0")))
+    local r = {addr = tostring(ln:addr())}
+    r.ready = net.go(function()
+        local c = ln:accept()
+        if not c then return end
+        ln:close()
+        local s = assert(net.dial("tcp", target))
+        defer(c)
+        defer(s)
+        r.client = c
+        net.go(function() net.io.copy(s, c) end)
+        net.go(function() net.io.copy(c, s) end)
+        return true
+    end)
+    return r
+end
+
+TestTLSConn = {}
+
+function TestTLSConn:teardown() collectgarbage() end
+
+---------------------------------------------------------------------------
+-- 1. a conn's sticky TLS error is its first one
+---------------------------------------------------------------------------
+
+TestTLSConn.test_a_failed_handshake_keeps_its_text_after_a_premature_close_write = T(function(defer)
+    local ln = echo_server(defer)
+    local c = defer(assert(tls.client(assert(net.dial("tcp", addr(ln))), CLI, "b.test")))
+    local ok, err = c:handshake()
+    H.assert_err(ok, err, "certificate_hostname_mismatch")
+    local first = tostring(err)
+    local ok2, err2 = c:close_write()            -- Go: errEarlyCloseWrite, an error of its own
+    H.assert_err(ok2, err2, "handshake_incomplete")
+    local v, err3 = c:read()
+    H.assert_err(v, err3, "certificate_hostname_mismatch")
+    lu.assertEquals(tostring(err3), first, "the handshake's failure must keep its text")
+    local ok4, err4 = c:handshake()
+    H.assert_err(ok4, err4, "certificate_hostname_mismatch")
+    lu.assertEquals(tostring(err4), first)
+end)
+
+TestTLSConn.test_a_read_failure_keeps_its_text_after_a_write_refused_by_close_write = T(function(defer)
+    local ln = echo_server(defer)
+    local r = relay(defer, addr(ln))
+    local c = defer(assert(tls.dial("tcp", r.addr, CLI, {timeout = 5}), "dial"))
+    lu.assertTrue(r.ready:wait())
+    assert(c:write("ping"))
+    lu.assertEquals(c:read(), "ping")              -- tickets and the reply are in
+    lu.assertTrue(c:close_write())
+    -- an application-data record that does not decrypt: a fatal TLS failure
+    assert(r.client:write("\23\3\3\0\32" .. ("x"):rep(32)))
+    local v, err = c:read()
+    H.assert_err(v, err, "tls")
+    local first = tostring(err)
+    lu.assertStrContains(first, "read tcp")
+    local n, werr = c:write("after")
+    H.assert_err(n, werr, "shutdown")              -- Go: errShutdown for writes after CloseWrite
+    local v2, err2 = c:read()
+    H.assert_err(v2, err2, "tls")
+    lu.assertEquals(tostring(err2), first, "the read's failure must keep its text")
+end)
+
