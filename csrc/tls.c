@@ -184,11 +184,24 @@ static int tls_verify_error(tls_state *s) {
     }
 }
 
-/* An SSL_ERROR_SSL failure: the first error in OpenSSL's queue, mapped to
- * a cause (ERR_EOF/ERR_UNEXPECTED_EOF for a FIN without close_notify). */
+/* An SSL_ERROR_SSL failure, mapped to a cause (ERR_EOF/ERR_UNEXPECTED_EOF
+ * for a FIN without close_notify) by the reason that describes it. OpenSSL
+ * queues the lower layers' errors first and the TLS state machine's
+ * verdict (SSLfatal) last: a certificate whose signature does not verify
+ * queues ASN1 "EVP lib" (a_verify.c) and then SSL "certificate verify
+ * failed" (statem_clnt.c); a protocol failure (wrong version number, an
+ * alert received, no shared cipher, plain HTTP) queues its SSL reason
+ * alone (seen, 3.0.x). So the last error of the SSL library is the one
+ * classified, else the last one queued; SSL_R_* reasons are compared only
+ * within ERR_LIB_SSL (reason numbers are per library). */
 static int tls_queue_error(tls_state *s) {
-    unsigned long err = ERR_peek_error();
-    int reason = ERR_GET_REASON(err);
+    unsigned long e, err = 0, last = 0;
+    while ((e = ERR_get_error())) {        /* oldest first */
+        last = e;
+        if (ERR_GET_LIB(e) == ERR_LIB_SSL) err = e;
+    }
+    if (!err) err = last;
+    int reason = ERR_GET_LIB(err) == ERR_LIB_SSL ? ERR_GET_REASON(err) : 0;
     const char *why = ERR_reason_error_string(err);
     int cause;
     if (reason == SSL_R_UNEXPECTED_EOF_WHILE_READING) {

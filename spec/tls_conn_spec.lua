@@ -100,3 +100,34 @@ TestTLSConn.test_a_read_failure_keeps_its_text_after_a_write_refused_by_close_wr
     lu.assertEquals(tostring(err2), first, "the read's failure must keep its text")
 end)
 
+---------------------------------------------------------------------------
+-- 2. classification by the reason that describes the failure
+---------------------------------------------------------------------------
+
+-- The leaf with one bit of its signature flipped: the chain still reaches
+-- the CA, the signature does not verify. OpenSSL 3.0 queues an ASN1 "EVP
+-- lib" error before SSL's "certificate verify failed".
+local function bad_signature_leaf()
+    local dir = CA.dir
+    assert(os.execute(("unset LD_PRELOAD; openssl x509 -in %s -outform DER -out %s/badsig.der")
+        :format(CA.leaf, dir)))
+    local f = assert(io.open(dir .. "/badsig.der", "rb"))
+    local der = f:read("a")
+    f:close()
+    f = assert(io.open(dir .. "/badsig.der", "wb"))
+    f:write(der:sub(1, -2), string.char(der:byte(-1) ~ 1))
+    f:close()
+    assert(os.execute(("unset LD_PRELOAD; openssl x509 -inform DER -in %s/badsig.der -out %s/badsig.pem")
+        :format(dir, dir)))
+    return dir .. "/badsig.pem"
+end
+
+TestTLSConn.test_a_bad_signature_is_a_certificate_error_not_the_first_queued_reason = T(function(defer)
+    local ln = echo_server(defer, assert(tls.config{cert_file = bad_signature_leaf(),
+                                                     key_file = CA.leaf_key}))
+    local v, err = tls.dial("tcp", addr(ln, "localhost"), CLI)
+    H.assert_err(v, err, "certificate_invalid")
+    lu.assertEquals(err.op, "handshake")
+    lu.assertStrContains(tostring(err), "tls: failed to verify certificate: x509: certificate signature failure")
+end)
+
