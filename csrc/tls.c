@@ -541,7 +541,13 @@ static int tls_handshake_k(lua_State *L, int status, lua_KContext kctx) {
 }
 
 static int tls_close_write_k(lua_State *L, int status, lua_KContext kctx);
+static int tls_close_write_wait_k(lua_State *L, int status, lua_KContext kctx);
+static int tls_close_write_run(lua_State *L, conn *c, task *t, int held, int ctxidx);
 
+/* conn:close_write([ctx]) on a TLS conn: send close_notify, as Go's
+ * CloseWrite. A write in flight goes out whole first: close_write queues
+ * behind it with the other writers (FIFO), bounded by the write deadline
+ * and ctx, and holds the write lock until the alert is out. */
 int tls_close_write(lua_State *L) {
     conn *c = tls_check(L);
     tls_state *s = tls_of(c);
@@ -549,45 +555,83 @@ int tls_close_write(lua_State *L) {
     s->note = NULL;
     if (!s->hs_done)
         return conn_failx(L, c, "close", NULL, tls_note_set(s, &TLS_NOTE_EARLY_CLOSE_WRITE), 0);
-    if (c->wlocked) return conn_failx(L, c, "close", NULL, ERR_BUSY, 0);
-    int broken = s->sticky_wr ? s->sticky_wr : tls_fatal_for(s, 1);
-    if (broken) return conn_failx(L, c, "close", NULL, broken, 0); /* no alert after a failure */
-    if (s->shut_sent) {
-        lua_pushboolean(L, 1);
-        return 1;
+    task *t = task_current(L);
+    if (!t) return loop_block(L, tls_close_write, lua_gettop(L));
+    int ctxidx = ctx_find(L, 2);
+    if (ctx_ended(L, ctxidx)) return conn_failx(L, c, "close", NULL, ERR_CTX, ctxidx);
+    if (c->wlocked) {                    /* a write is in flight: our turn comes after it */
+        waitq_push(&c->wq, t);
+        return task_park_ctx(L, t, NULL, c->h.wrl, PARK_WRITE, ctxidx, (lua_KContext)ctxidx,
+                             tls_close_write_wait_k);
     }
-    if (!task_current(L)) return loop_block(L, tls_close_write, lua_gettop(L));
-    return tls_close_write_k(L, LUA_OK, 0);
+    return tls_close_write_run(L, c, t, 0, ctxidx);
 }
 
-/* Send close_notify; a full socket buffer parks us (write lock held) until
- * OpenSSL has flushed the alert, bounded by the write deadline. */
+/* Woken in the writers' queue: with the write lock (handed over by
+ * conn_write_unlock), or by the deadline, the ctx or close, without it. */
+static int tls_close_write_wait_k(lua_State *L, int status, lua_KContext kctx) {
+    conn *c = tls_check(L);
+    task *t = task_current(L);
+    int ctxidx = (int)kctx;
+    int cause = task_resume_cause(L, t, status, ctxidx);
+    if (cause) {
+        waitq_remove(&c->wq, t);
+        if (c->tls) c->tls->note = NULL;
+        return conn_failx(L, c, "close", NULL, cause, ctxidx);
+    }
+    return tls_close_write_run(L, c, t, 1, ctxidx);
+}
+
+/* Parked in SSL_shutdown (the socket was full), with the write lock. */
 static int tls_close_write_k(lua_State *L, int status, lua_KContext kctx) {
     conn *c = tls_check(L);
     task *t = task_current(L);
+    int ctxidx = (int)kctx;
     tls_resumed(c, t, TLS_ROLE_WRITE);
-    int cause = task_resume_cause(L, t, status, 0);
+    int cause = task_resume_cause(L, t, status, ctxidx);
+    if (!cause) return tls_close_write_run(L, c, t, 1, ctxidx);
     tls_state *s = tls_of(c);
-    if (!cause && (c->h.fd < 0 || !s || !s->ssl)) cause = ERR_CLOSED;
+    /* half an alert may sit in OpenSSL: no other bytes may follow it */
+    if (s && !s->sticky_wr && cause != ERR_CLOSED)
+        s->sticky_wr = cause == ERR_CTX ? ctx_cause(L, ctxidx) : cause;
     if (s) s->note = NULL;
-    if (!cause) {
-        s->sys_errno = 0;
-        ERR_clear_error();
-        int r = SSL_shutdown(s->ssl);
-        if (r >= 0) {
-            s->shut_sent = 1;
-            if (status == LUA_YIELD) conn_write_unlock(c);
-            lua_pushboolean(L, 1);
-            return 1;
-        }
-        cause = tls_cause(s, r);
-        if (cause == TLS_WANT_OUT || cause == TLS_WANT_IN) {
-            c->wlocked = 1;
-            return tls_park(L, c, t, cause, TLS_ROLE_WRITE, 0, kctx, tls_close_write_k);
+    conn_write_unlock(c);
+    return conn_failx(L, c, "close", NULL, cause, ctxidx);
+}
+
+/* Send close_notify unless a write failure forbids it or it was sent;
+ * a full socket buffer parks us (write lock held) until OpenSSL has
+ * flushed the alert, under the write deadline and ctx. held: we hold the
+ * write lock (release it when done). */
+static int tls_close_write_run(lua_State *L, conn *c, task *t, int held, int ctxidx) {
+    tls_state *s = tls_of(c);
+    int cause = 0;
+    if (c->h.fd < 0 || !s || !s->ssl) {
+        cause = ERR_CLOSED;
+    } else {
+        s->note = NULL;
+        cause = s->sticky_wr ? s->sticky_wr : tls_fatal_for(s, 1); /* no alert after a failure */
+        if (!cause && !s->shut_sent && handle_deadline_passed(c->h.wrl)) cause = ERR_TIMEOUT;
+        if (!cause && !s->shut_sent) {
+            s->sys_errno = 0;
+            ERR_clear_error();
+            int r = SSL_shutdown(s->ssl);
+            if (r >= 0) {
+                s->shut_sent = 1;
+            } else {
+                cause = tls_cause(s, r);
+                if (cause == TLS_WANT_OUT || cause == TLS_WANT_IN) {
+                    c->wlocked = 1;
+                    return tls_park(L, c, t, cause, TLS_ROLE_WRITE, ctxidx, (lua_KContext)ctxidx,
+                                    tls_close_write_k);
+                }
+            }
         }
     }
-    if (status == LUA_YIELD) conn_write_unlock(c);
-    return conn_failx(L, c, "close", cause > 0 ? "write" : NULL, cause, 0);
+    if (held) conn_write_unlock(c);
+    if (cause) return conn_failx(L, c, "close", cause > 0 ? "write" : NULL, cause, ctxidx);
+    lua_pushboolean(L, 1);
+    return 1;
 }
 
 /* Push a certificate's names in RFC 2253 form ("CN=a.test,O=x"). */

@@ -131,3 +131,90 @@ TestTLSConn.test_a_bad_signature_is_a_certificate_error_not_the_first_queued_rea
     lu.assertStrContains(tostring(err), "tls: failed to verify certificate: x509: certificate signature failure")
 end)
 
+---------------------------------------------------------------------------
+-- 3. close_write waits for the write in flight (Go's CloseWrite)
+---------------------------------------------------------------------------
+
+--- tls_pair(defer [, srv_cfg]) -> a (client, handshaken), b (server, handshaken).
+local function tls_pair(defer, srv_cfg)
+    local ln = assert(tls.listen("tcp", "127.0.0.1:0", srv_cfg or SRV))
+    local t = net.go(function()
+        local b = assert(ln:accept())
+        assert(b:handshake())
+        return b
+    end)
+    local a = defer(assert(tls.dial("tcp", addr(ln, "localhost"), CLI)))
+    local b = defer(assert(t:wait()))
+    ln:close()
+    return a, b
+end
+
+-- a (client) writing size bytes (more than the socket buffers hold) that b
+-- does not read yet: returns the writer task once it is parked mid-write.
+-- (Shrinking the buffers would make loopback crawl: delayed ACKs.)
+local function stuck_writer(defer, size)
+    local a, b = tls_pair(defer)
+    local payload = H.pattern(size)
+    local w = spawn(function() return a:write(payload) end)
+    net.yield()
+    lu.assertFalse(w:is_done(), "the write must be in flight")
+    return a, b, w, payload
+end
+
+TestTLSConn.test_close_write_during_a_write_waits_for_it_and_loses_nothing = T(function(defer)
+    local a, b, w, payload = stuck_writer(defer, 8 << 20)
+    local cw = spawn(function() return a:close_write() end)
+    net.yield()
+    lu.assertFalse(cw:is_done(), "close_write must wait behind the writer")
+    local got = H.read_to_eof(b)                 -- all the bytes, then close_notify
+    lu.assertEquals(#got, #payload)
+    lu.assertTrue(got == payload, "bytes must arrive whole and in order")
+    lu.assertEquals(H.join(w), #payload)
+    lu.assertTrue(H.join(cw))
+    local n, err = a:write("more")
+    H.assert_err(n, err, "shutdown")
+    assert(b:write("reply"))                     -- the other half still works
+    lu.assertEquals(a:read(), "reply")
+end)
+
+TestTLSConn.test_close_write_behind_a_writer_honours_its_ctx = T(function(defer)
+    local a, b, w, payload = stuck_writer(defer, 8 << 20)
+    local ctx, cancel = net.context.with_cancel(net.context.background())
+    local cw = spawn(function() return a:close_write(ctx) end)
+    net.yield()
+    lu.assertFalse(cw:is_done())
+    cancel()
+    local ok, err = H.join(cw)
+    H.assert_err(ok, err, "canceled")
+    lu.assertEquals(err.op, "close")
+    local reader = spawn(function() return H.read_to_eof(b) end)
+    lu.assertEquals(H.join(w), #payload, "the writer goes on untouched")
+    lu.assertTrue(a:close_write())
+    lu.assertTrue(H.join(reader) == payload)
+end)
+
+TestTLSConn.test_close_write_behind_a_writer_honours_the_write_deadline = T(function(defer)
+    local a, _, w = stuck_writer(defer, 8 << 20)
+    local cw = spawn(function() return a:close_write() end)
+    net.yield()
+    lu.assertFalse(cw:is_done())
+    a:set_write_deadline(net.now() + 0.05)
+    local ok, err = H.join(cw)
+    H.assert_err(ok, err, "timeout")
+    local n, werr = H.join(w)
+    H.assert_err(n, werr, "timeout")
+end)
+
+TestTLSConn.test_close_during_a_queued_close_write_wakes_it_closed = T(function(defer)
+    local a, _, w = stuck_writer(defer, 8 << 20)
+    local cw = spawn(function() return a:close_write() end)
+    net.yield()
+    a:close()
+    local ok, err = H.join(cw)
+    lu.assertNil(ok)
+    lu.assertTrue(net.errors.is(err, net.ErrClosed), tostring(err))
+    local n, werr = H.join(w)
+    lu.assertNil(n)
+    lu.assertTrue(net.errors.is(werr, net.ErrClosed), tostring(werr))
+end)
+
