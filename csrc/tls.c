@@ -35,6 +35,7 @@ typedef struct tls_state {
     uint8_t hs_started;  /* a handshake step ran (before it nothing can stick) */
     char *name;          /* client: the server name verified and sent (SNI) */
     const struct tls_note *note; /* the ERR_TLS of this call only, or NULL (tls_note) */
+    struct tls_view *kept; /* connection_state() as it was at close, or NULL */
     char code[40];       /* the conn's first ERR_TLS failure: stable code ... */
     char msg[384];       /* ... and message (kept: Go's sticky error is the first) */
 } tls_state;
@@ -57,6 +58,9 @@ static int tls_note_set(tls_state *s, const tls_note *note) {
     s->note = note;
     return ERR_TLS;
 }
+
+static struct tls_view *tls_view_keep(tls_state *s);
+static void tls_view_free(struct tls_view *v);
 
 /* ---- the BIO: plain syscalls on the conn's non-blocking socket ------- */
 
@@ -466,6 +470,7 @@ void tls_close(conn *c) {
         SSL_shutdown(s->ssl);            /* close_notify if the socket takes it now */
     }
     ERR_clear_error();
+    if (s->hs_done && !s->kept) s->kept = tls_view_keep(s); /* connection_state() after close */
     SSL_free(s->ssl);                    /* frees the BIO too */
     s->ssl = NULL;
 }
@@ -473,6 +478,7 @@ void tls_close(conn *c) {
 void tls_free(conn *c) {
     tls_state *s = tls_of(c);
     if (s->ssl) SSL_free(s->ssl);
+    tls_view_free(s->kept);
     free(s->name);
     free(s);
     c->tls = NULL;
@@ -705,10 +711,80 @@ static void tls_push_cert(lua_State *L, X509 *x) {
     }
 }
 
+/* What connection_state() reports after the handshake: borrowed from the
+ * live SSL (tls_view_of), or a copy kept at close (tls_view_keep) that
+ * owns its strings and certificate references. */
+typedef struct tls_view {
+    const char *version;          /* SSL_get_version's spelling: "TLSv1.3" */
+    const char *cipher;           /* IANA name */
+    const char *server_name;      /* or NULL */
+    const unsigned char *alpn;    /* the protocol agreed (alpnlen bytes), or NULL */
+    unsigned alpnlen;
+    uint8_t resumed, verified;
+    X509 *leaf;                   /* the peer's certificate, or NULL */
+    STACK_OF(X509) *chain;        /* the chain it sent (a server's omits the leaf), or NULL */
+} tls_view;
+
+/* Whether the peer's certificate was verified (not merely received). */
+static int tls_verified(tls_state *s) {
+    if (!SSL_get0_peer_certificate(s->ssl) || SSL_get_verify_result(s->ssl) != X509_V_OK) return 0;
+    tls_ctxdata *d = tlscfg_data(SSL_get_SSL_CTX(s->ssl));
+    if (!d) return 0;
+    if (s->server) return d->client_auth == TLS_AUTH_VERIFY || d->client_auth == TLS_AUTH_VERIFY_IF_GIVEN;
+    return !d->insecure;
+}
+
+/* The live state of a handshaken conn (s->ssl set), borrowed from it. */
+static void tls_view_of(tls_state *s, tls_view *v) {
+    v->version = SSL_get_version(s->ssl);
+    v->cipher = SSL_CIPHER_standard_name(SSL_get_current_cipher(s->ssl));
+    v->server_name = s->server ? SSL_get_servername(s->ssl, TLSEXT_NAMETYPE_host_name) : s->name;
+    v->alpn = NULL;
+    v->alpnlen = 0;
+    SSL_get0_alpn_selected(s->ssl, &v->alpn, &v->alpnlen);
+    v->resumed = (uint8_t)SSL_session_reused(s->ssl);
+    v->verified = (uint8_t)tls_verified(s);
+    v->leaf = SSL_get0_peer_certificate(s->ssl);
+    v->chain = SSL_get_peer_cert_chain(s->ssl);
+}
+
+/* A copy of s's live state that outlives the SSL (one allocation for the
+ * struct and its strings), or NULL when memory is short. */
+static tls_view *tls_view_keep(tls_state *s) {
+    tls_view v;
+    tls_view_of(s, &v);
+    const char *strs[3] = {v.version ? v.version : "", v.cipher ? v.cipher : "", v.server_name};
+    size_t lens[3], total = sizeof v + v.alpnlen;
+    for (int i = 0; i < 3; i++) total += lens[i] = strs[i] ? strlen(strs[i]) + 1 : 0;
+    tls_view *k = malloc(total);
+    if (!k) return NULL;
+    *k = v;
+    char *p = (char *)(k + 1);
+    const char **dst[3] = {&k->version, &k->cipher, &k->server_name};
+    for (int i = 0; i < 3; i++) {
+        if (!strs[i]) continue;
+        memcpy(p, strs[i], lens[i]);
+        *dst[i] = p;
+        p += lens[i];
+    }
+    if (v.alpnlen) memcpy(p, v.alpn, v.alpnlen);
+    k->alpn = v.alpnlen ? (const unsigned char *)p : NULL;
+    if (k->leaf && !X509_up_ref(k->leaf)) k->leaf = NULL;
+    k->chain = v.chain ? X509_chain_up_ref(v.chain) : NULL;
+    return k;
+}
+
+static void tls_view_free(tls_view *v) {
+    if (!v) return;
+    X509_free(v->leaf);
+    sk_X509_pop_free(v->chain, X509_free);
+    free(v);
+}
+
 /* The peer's chain, leaf first (a server's OpenSSL chain omits the leaf). */
-static void tls_push_peer_chain(lua_State *L, SSL *ssl) {
-    STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
-    X509 *leaf = SSL_get0_peer_certificate(ssl);
+static void tls_push_peer_chain(lua_State *L, const tls_view *v) {
+    STACK_OF(X509) *chain = v->chain;
+    X509 *leaf = v->leaf;
     int k = 1;
     lua_newtable(L);
     if (leaf && (!chain || !sk_X509_num(chain) || X509_cmp(sk_X509_value(chain, 0), leaf) != 0)) {
@@ -721,49 +797,44 @@ static void tls_push_peer_chain(lua_State *L, SSL *ssl) {
     }
 }
 
-/* Whether the peer's certificate was verified (not merely received). */
-static int tls_verified(tls_state *s) {
-    if (!SSL_get0_peer_certificate(s->ssl) || SSL_get_verify_result(s->ssl) != X509_V_OK) return 0;
-    tls_ctxdata *d = tlscfg_data(SSL_get_SSL_CTX(s->ssl));
-    if (!d) return 0;
-    if (s->server) return d->client_auth == TLS_AUTH_VERIFY || d->client_auth == TLS_AUTH_VERIFY_IF_GIVEN;
-    return !d->insecure;
-}
-
 /* conn:connection_state() -> {handshake_complete, version = "TLS1.3",
  * cipher (IANA name), alpn, server_name, resumed, verified,
  * peer_certificates = {{subject, issuer, sans, not_before, not_after,
- * serial, sha256}, ...}}; before the handshake only handshake_complete. */
+ * serial, sha256}, ...}}; before the handshake only handshake_complete.
+ * After close: what was negotiated, kept at close. */
 static int tls_connection_state(lua_State *L) {
     conn *c = tls_check(L);
     tls_state *s = tls_of(c);
+    tls_view live;
+    const tls_view *v = NULL;
+    if (s && s->hs_done && s->ssl) {
+        tls_view_of(s, &live);
+        v = &live;
+    } else if (s && s->hs_done) {
+        v = s->kept;
+    }
     lua_createtable(L, 0, 9);
-    lua_pushboolean(L, s && s->hs_done && s->ssl);
+    lua_pushboolean(L, v != NULL);
     lua_setfield(L, -2, "handshake_complete");
-    if (!s || !s->hs_done || !s->ssl) return 1;
-    const char *v = SSL_get_version(s->ssl);             /* "TLSv1.3" -> "TLS1.3", as Go */
-    lua_pushfstring(L, "TLS%s", strncmp(v, "TLSv", 4) == 0 ? v + 4 : v);
+    if (!v) return 1;
+    const char *ver = v->version;                    /* "TLSv1.3" -> "TLS1.3", as Go */
+    lua_pushfstring(L, "TLS%s", strncmp(ver, "TLSv", 4) == 0 ? ver + 4 : ver);
     lua_setfield(L, -2, "version");
-    const char *cipher = SSL_CIPHER_standard_name(SSL_get_current_cipher(s->ssl));
-    lua_pushstring(L, cipher);
+    lua_pushstring(L, v->cipher);
     lua_setfield(L, -2, "cipher");
-    const unsigned char *alpn;
-    unsigned alen = 0;
-    SSL_get0_alpn_selected(s->ssl, &alpn, &alen);
-    if (alen) {
-        lua_pushlstring(L, (const char *)alpn, alen);
+    if (v->alpnlen) {
+        lua_pushlstring(L, (const char *)v->alpn, v->alpnlen);
         lua_setfield(L, -2, "alpn");
     }
-    const char *sn = s->server ? SSL_get_servername(s->ssl, TLSEXT_NAMETYPE_host_name) : s->name;
-    if (sn) {
-        lua_pushstring(L, sn);
+    if (v->server_name) {
+        lua_pushstring(L, v->server_name);
         lua_setfield(L, -2, "server_name");
     }
-    lua_pushboolean(L, SSL_session_reused(s->ssl));
+    lua_pushboolean(L, v->resumed);
     lua_setfield(L, -2, "resumed");
-    lua_pushboolean(L, tls_verified(s));
+    lua_pushboolean(L, v->verified);
     lua_setfield(L, -2, "verified");
-    tls_push_peer_chain(L, s->ssl);
+    tls_push_peer_chain(L, v);
     lua_setfield(L, -2, "peer_certificates");
     return 1;
 }

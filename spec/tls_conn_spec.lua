@@ -218,3 +218,65 @@ TestTLSConn.test_close_during_a_queued_close_write_wakes_it_closed = T(function(
     lu.assertTrue(net.errors.is(werr, net.ErrClosed), tostring(werr))
 end)
 
+---------------------------------------------------------------------------
+-- 4. connection_state() after close
+---------------------------------------------------------------------------
+
+TestTLSConn.test_connection_state_survives_close_on_both_sides = T(function(defer)
+    local srv_cfg = assert(tls.config{cert_file = CA.leaf, key_file = CA.leaf_key,
+                                      alpn = {"h2", "http/1.1"}, client_auth = "verify",
+                                      client_ca_file = CA.ca})
+    local cli_cfg = assert(tls.config{ca_file = CA.ca, alpn = {"h2"}, cert_file = CA.client,
+                                      key_file = CA.client_key})
+    local ln = defer(assert(tls.listen("tcp", "127.0.0.1:0", srv_cfg)))
+    local srv = spawn(function()
+        local s = assert(ln:accept())
+        local d = assert(s:read())
+        assert(s:write(d))
+        local open = s:connection_state()
+        lu.assertEquals(s:read(), nil)
+        s:close()
+        return open, s:connection_state(), tostring(s)
+    end)
+    local c = assert(tls.dial("tcp", addr(ln, "localhost"), cli_cfg))
+    assert(c:write("x"))
+    lu.assertEquals(c:read(), "x")
+    local open = c:connection_state()
+    lu.assertTrue(open.handshake_complete)
+    lu.assertEquals(open.alpn, "h2")
+    lu.assertEquals(#open.peer_certificates, 1)
+    c:close()
+    lu.assertEquals(c:connection_state(), open, "the client's state after close")
+    lu.assertStrContains(tostring(c), "(closed)")
+    local sopen, sclosed, sstr = H.join(srv)
+    lu.assertEquals(sopen.server_name, "localhost")
+    lu.assertTrue(sopen.verified)
+    lu.assertEquals(sopen.peer_certificates[1].subject, "CN=client")
+    lu.assertEquals(sclosed, sopen, "the server's state after close")
+    lu.assertStrContains(sstr, "(closed)")
+    -- a conn closed before its handshake has nothing to report
+    local raw = assert(net.dial("tcp", addr(ln)))
+    local x = assert(tls.client(raw, CLI, "localhost"))
+    x:close()
+    lu.assertEquals(x:connection_state(), {handshake_complete = false})
+end)
+
+TestTLSConn.test_connection_state_of_a_resumed_conn_survives_close = T(function(defer)
+    local ln = echo_server(defer)
+    local cfg = assert(tls.config{ca_file = CA.ca, session_cache = true})
+    local states = {}
+    for i = 1, 2 do
+        local c = assert(tls.dial("tcp", addr(ln, "localhost"), cfg))
+        assert(c:write("r"))
+        lu.assertEquals(c:read(), "r")
+        local open = c:connection_state()
+        c:close()
+        local closed = c:connection_state()
+        lu.assertEquals(closed, open)
+        states[i] = closed
+    end
+    lu.assertFalse(states[1].resumed)
+    lu.assertTrue(states[2].resumed)
+    lu.assertEquals(states[2].peer_certificates[1].sha256, states[1].peer_certificates[1].sha256)
+end)
+
