@@ -35,8 +35,8 @@ typedef struct tls_ctxdata {
     int npairs;
     unsigned char *alpn;     /* wire format (length-prefixed names) */
     unsigned alpnlen;
-    tls_saved *sessions;     /* client session cache (ring), or NULL */
-    int nsessions, capsessions, nextsession;
+    tls_saved *sessions;     /* client session cache, oldest first, compact; or NULL */
+    int nsessions, capsessions;
     FILE *keylog;            /* NSS key log, or NULL */
 } tls_ctxdata;
 

@@ -280,3 +280,34 @@ TestTLSConn.test_connection_state_of_a_resumed_conn_survives_close = T(function(
     lu.assertEquals(states[2].peer_certificates[1].sha256, states[1].peer_certificates[1].sha256)
 end)
 
+---------------------------------------------------------------------------
+-- 5. the client session cache honours its capacity
+---------------------------------------------------------------------------
+
+TestTLSConn.test_session_cache_keeps_capacity_sessions_and_evicts_the_oldest = T(function(defer)
+    local ln = echo_server(defer)
+    local cfg = assert(tls.config{ca_file = CA.ca, session_cache = 2})
+    -- three keys: the name verified (an IP literal for 127.0.0.1)
+    local function once(name)
+        local c
+        if name == "a.test" then
+            c = assert(tls.client(assert(net.dial("tcp", addr(ln))), cfg, "a.test"))
+        else
+            c = assert(tls.dial("tcp", addr(ln, name), cfg))
+        end
+        assert(c:write("r"))
+        lu.assertEquals(c:read(), "r")             -- takes in the TLS 1.3 tickets (two of them)
+        local st = c:connection_state()
+        c:close()
+        lu.assertEquals(st.server_name, name)
+        return st.resumed
+    end
+    lu.assertFalse(once("localhost"))
+    lu.assertFalse(once("127.0.0.1"))
+    lu.assertTrue(once("localhost"), "two sessions fit in a cache of two")
+    lu.assertTrue(once("127.0.0.1"), "two sessions fit in a cache of two")
+    lu.assertFalse(once("a.test"))               -- a third: the oldest (localhost) goes
+    lu.assertTrue(once("127.0.0.1"), "the second newest stays")
+    lu.assertTrue(once("a.test"), "the newest stays")
+    lu.assertFalse(once("localhost"), "the oldest was evicted")
+end)
