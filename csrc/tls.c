@@ -1,42 +1,19 @@
 /* tls.c - the TLS byte layer of a conn (OpenSSL 3.0): an SSL over the
  * conn's socket through a BIO of our own (send with MSG_NOSIGNAL, so a reset
  * peer never raises SIGPIPE), the handshake, reads and writes that park on
- * whatever readiness OpenSSL asks for, errors Go users recognise, and
- * connection_state(). conn.c keeps deadlines, locks, ctx and close: a TLS
- * conn is a conn whose bytes go through here. */
-#include <arpa/inet.h>
+ * whatever readiness OpenSSL asks for, what sticks after a failure, close,
+ * and the Lua methods that drive them (handshake, close_write, probe).
+ * conn.c keeps deadlines, locks, ctx and close: a TLS conn is a conn whose
+ * bytes go through here. Failures are worded in tls_error.c, the state
+ * reported in tls_state.c, conns made TLS in tls_wrap.c (tls_int.h). */
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <openssl/err.h>
-#include <openssl/x509v3.h>
 #include "lauxlib.h"
 #include "errors.h"
-#include "sock.h"
-#include "tls.h"
-#include "tls_config.h"
-
-/* tls_state: a conn's TLS layer; freed by tls_free (the conn's __gc). */
-typedef struct tls_state {
-    SSL *ssl;            /* NULL once closed */
-    int fd;              /* the conn's socket (the BIO's) */
-    int sys_errno;       /* errno of the BIO's last failed syscall, 0 when none */
-    int sticky_rd;       /* a read outcome that repeats (EOF, reset, ...); 0 none */
-    int sticky_wr;       /* a write failure that repeats; 0 none */
-    int hs_cause;        /* the handshake's failure, which every call repeats; 0 none */
-    int fatal_cause;     /* the failure that made the SSL unusable (fatal); 0 none */
-    long verr;           /* the first certificate verification error seen */
-    waitq xq;            /* tasks waiting until the holder of a slot they need has run */
-    uint8_t server, hs_done, eof_seen, reading, shut_sent, fatal;
-    uint8_t wpending;    /* SSL_write wanted I/O: a record is half sent, retry the same bytes */
-    uint8_t hs_started;  /* a handshake step ran (before it nothing can stick) */
-    char *name;          /* client: the server name verified and sent (SNI) */
-    char code[40];       /* the last ERR_TLS failure: stable code ... */
-    char msg[384];       /* ... and message */
-} tls_state;
+#include "tls_int.h"
 
 /* ---- the BIO: plain syscalls on the conn's non-blocking socket ------- */
 
@@ -83,7 +60,7 @@ static long tls_bio_ctrl(BIO *b, int cmd, long num, void *ptr) {
     }
 }
 
-static BIO_METHOD *tls_bio_method(void) {
+BIO_METHOD *tls_bio_method(void) {
     if (!tls_bio_meth) {
         BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "coronet socket");
         if (!m) return NULL;
@@ -95,183 +72,7 @@ static BIO_METHOD *tls_bio_method(void) {
     return tls_bio_meth;
 }
 
-/* ---- errors ---------------------------------------------------------- */
-
-static int tls_set_error(tls_state *s, const char *code, const char *fmt, ...) {
-    va_list ap;
-    snprintf(s->code, sizeof s->code, "%s", code);
-    va_start(ap, fmt);
-    vsnprintf(s->msg, sizeof s->msg, fmt, ap);
-    va_end(ap);
-    return ERR_TLS;
-}
-
-/* RFC 8446 alert names, for error codes ("alert_" .. name). */
-static const char *tls_alert_name(int a) {
-    static const struct { int n; const char *name; } alerts[] = {
-        {0, "close_notify"}, {10, "unexpected_message"}, {20, "bad_record_mac"},
-        {22, "record_overflow"}, {40, "handshake_failure"}, {42, "bad_certificate"},
-        {43, "unsupported_certificate"}, {44, "certificate_revoked"},
-        {45, "certificate_expired"}, {46, "certificate_unknown"}, {47, "illegal_parameter"},
-        {48, "unknown_ca"}, {49, "access_denied"}, {50, "decode_error"},
-        {51, "decrypt_error"}, {70, "protocol_version"}, {71, "insufficient_security"},
-        {80, "internal_error"}, {86, "inappropriate_fallback"}, {90, "user_canceled"},
-        {109, "missing_extension"}, {110, "unsupported_extension"},
-        {112, "unrecognized_name"}, {113, "bad_certificate_status_response"},
-        {115, "unknown_psk_identity"}, {116, "certificate_required"},
-        {120, "no_application_protocol"}};
-    for (size_t i = 0; i < sizeof alerts / sizeof alerts[0]; i++)
-        if (alerts[i].n == a) return alerts[i].name;
-    return "unknown";
-}
-
-/* A failed verification as Go words it, with OpenSSL's text beside it. The
- * verify callback left the certificate's names in s->msg for a mismatch. */
-static int tls_verify_error(tls_state *s) {
-    long v = s->verr ? s->verr : SSL_get_verify_result(s->ssl);
-    const char *text = X509_verify_cert_error_string(v);
-    char names[sizeof s->msg];
-    snprintf(names, sizeof names, "%s", s->msg);
-    const char *pre = "tls: failed to verify certificate: x509:";
-    switch (v) {
-    case X509_V_ERR_HOSTNAME_MISMATCH:
-    case X509_V_ERR_IP_ADDRESS_MISMATCH:
-        if (!names[0])
-            return tls_set_error(s, "certificate_hostname_mismatch",
-                                 "%s certificate is not valid for any names, but wanted to match %s (%s)",
-                                 pre, s->name ? s->name : "?", text);
-        return tls_set_error(s, "certificate_hostname_mismatch",
-                             "%s certificate is valid for %s, not %s (%s)", pre, names,
-                             s->name ? s->name : "?", text);
-    case X509_V_ERR_CERT_HAS_EXPIRED:
-        return tls_set_error(s, "certificate_expired", "%s certificate has expired (%s)", pre, text);
-    case X509_V_ERR_CERT_NOT_YET_VALID:
-        return tls_set_error(s, "certificate_not_yet_valid", "%s certificate is not yet valid (%s)",
-                             pre, text);
-    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
-    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
-    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
-    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
-    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
-        return tls_set_error(s, "certificate_unknown_authority",
-                             "%s certificate signed by unknown authority (%s)", pre, text);
-    default:
-        return tls_set_error(s, "certificate_invalid", "%s %s", pre, text);
-    }
-}
-
-/* An SSL_ERROR_SSL failure: the first error in OpenSSL's queue, mapped to
- * a cause (ERR_EOF/ERR_UNEXPECTED_EOF for a FIN without close_notify). */
-static int tls_queue_error(tls_state *s) {
-    unsigned long err = ERR_peek_error();
-    int reason = ERR_GET_REASON(err);
-    const char *why = ERR_reason_error_string(err);
-    int cause;
-    if (reason == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
-        /* Go: a FIN at a record boundary is EOF, inside a record it is not */
-        cause = SSL_has_pending(s->ssl) ? ERR_UNEXPECTED_EOF : ERR_EOF;
-    } else if (reason == SSL_R_CERTIFICATE_VERIFY_FAILED) {
-        cause = tls_verify_error(s);
-    } else if (reason >= SSL_AD_REASON_OFFSET && reason < SSL_AD_REASON_OFFSET + 256) {
-        const char *name = tls_alert_name(reason - SSL_AD_REASON_OFFSET);
-        char words[40];
-        snprintf(words, sizeof words, "%s", name);
-        for (char *p = words; *p; p++) if (*p == '_') *p = ' ';
-        char code[40];
-        snprintf(code, sizeof code, "alert_%s", name);
-        cause = tls_set_error(s, code, "tls: remote error: tls: %s", words);
-    } else if (reason == SSL_R_HTTP_REQUEST || reason == SSL_R_HTTPS_PROXY_REQUEST) {
-        cause = tls_set_error(s, "tls_http_request",
-                              "tls: first record does not look like a TLS handshake (plain HTTP)");
-    } else if (reason == SSL_R_NO_APPLICATION_PROTOCOL) {
-        cause = tls_set_error(s, "no_application_protocol",
-                              "tls: client requested unsupported application protocols");
-    } else if (reason == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
-        cause = tls_set_error(s, "certificate_required", "tls: client didn't provide a certificate");
-    } else if (reason == SSL_R_UNSUPPORTED_PROTOCOL || reason == SSL_R_NO_PROTOCOLS_AVAILABLE) {
-        cause = tls_set_error(s, "protocol_version", "tls: no mutually supported protocol version (%s)",
-                              why ? why : "unsupported protocol");
-    } else {
-        cause = tls_set_error(s, "tls", "tls: %s", why ? why : "error");
-    }
-    ERR_clear_error();
-    return cause;
-}
-
-/* The cause of a failed SSL call (ret its return value): TLS_WANT_* to
- * wait, or a failure (which makes the SSL unusable: s->fatal). */
-static int tls_cause(tls_state *s, int ret) {
-    int cause;
-    switch (SSL_get_error(s->ssl, ret)) {
-    case SSL_ERROR_WANT_READ: return TLS_WANT_IN;
-    case SSL_ERROR_WANT_WRITE: return TLS_WANT_OUT;
-    case SSL_ERROR_ZERO_RETURN: return ERR_EOF;          /* close_notify */
-    case SSL_ERROR_SYSCALL:
-        ERR_clear_error();
-        if (s->sys_errno) cause = s->sys_errno;           /* ECONNRESET, EPIPE, ... */
-        else cause = s->eof_seen ? ERR_UNEXPECTED_EOF : EIO;
-        break;
-    default:
-        cause = tls_queue_error(s);
-    }
-    s->fatal = 1;
-    if (!s->fatal_cause) s->fatal_cause = cause;
-    return cause;
-}
-
-/* The failure a call in the other direction reports once the SSL is
- * unusable: the fatal cause itself; for a write after the peer's FIN,
- * EPIPE (there is nobody to write to). 0 while the SSL is fine. */
-static int tls_fatal_for(tls_state *s, int writing) {
-    int c = s->fatal ? s->fatal_cause : 0;
-    if (writing && (c == ERR_EOF || c == ERR_UNEXPECTED_EOF)) return EPIPE;
-    return c;
-}
-
-/* Record the first verification failure, and for a name mismatch the
- * names the certificate is valid for (read back by tls_verify_error). */
-static int tls_verify_cb(int ok, X509_STORE_CTX *xs) {
-    SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
-    tls_state *s = ssl ? SSL_get_app_data(ssl) : NULL;
-    if (!s) return ok;
-    int err = X509_STORE_CTX_get_error(xs);
-    ERR_set_mark();                      /* what our calls queue must not fail the handshake */
-    if (!ok && !s->verr) {
-        s->verr = err;
-        s->msg[0] = 0;
-        if (err == X509_V_ERR_HOSTNAME_MISMATCH || err == X509_V_ERR_IP_ADDRESS_MISMATCH) {
-            X509 *x = X509_STORE_CTX_get_current_cert(xs);
-            GENERAL_NAMES *gens = x ? X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL) : NULL;
-            size_t used = 0;
-            for (int i = 0; gens && i < sk_GENERAL_NAME_num(gens); i++) {
-                GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
-                char ipbuf[INET6_ADDRSTRLEN];
-                const char *n = NULL;
-                if (g->type == GEN_DNS) n = (const char *)ASN1_STRING_get0_data(g->d.dNSName);
-                else if (g->type == GEN_IPADD && g->d.iPAddress->length == 4)
-                    n = inet_ntop(AF_INET, g->d.iPAddress->data, ipbuf, sizeof ipbuf);
-                else if (g->type == GEN_IPADD && g->d.iPAddress->length == 16)
-                    n = inet_ntop(AF_INET6, g->d.iPAddress->data, ipbuf, sizeof ipbuf);
-                if (n && used < sizeof s->msg)
-                    used += (size_t)snprintf(s->msg + used, sizeof s->msg - used, "%s%s",
-                                             used ? ", " : "", n);
-            }
-            GENERAL_NAMES_free(gens);
-        }
-    }
-    ERR_pop_to_mark();
-    if (s->server) {                 /* client_auth request/require: any cert will do */
-        tls_ctxdata *d = tlscfg_data(SSL_get_SSL_CTX(ssl));
-        if (d && (d->client_auth == TLS_AUTH_REQUEST || d->client_auth == TLS_AUTH_REQUIRE)) return 1;
-    }
-    return ok;
-}
-
 /* ---- the byte layer conn.c calls ------------------------------------- */
-
-static tls_state *tls_of(const conn *c) {
-    return c->tls;
-}
 
 int tls_in_handshake(const conn *c) {
     return c->tls && c->tls->hs_started && !c->tls->hs_done;
@@ -279,14 +80,6 @@ int tls_in_handshake(const conn *c) {
 
 int tls_reader_busy(const conn *c) {
     return c->tls->reading;
-}
-
-const char *tls_error_code(const conn *c) {
-    return c->tls ? c->tls->code : "tls";
-}
-
-const char *tls_error_msg(const conn *c) {
-    return c->tls ? c->tls->msg : "tls: error";
 }
 
 void tls_failed(conn *c, int cause) {
@@ -326,6 +119,7 @@ static int tls_handshake_step(tls_state *s, int *cause) {
 
 /* Before any step: a failure that repeats, or the handshake to run. */
 static int tls_ready(tls_state *s, int sticky, int *cause) {
+    s->note = NULL;
     if (!s->ssl) *cause = ERR_CLOSED;
     else if (s->hs_cause) *cause = s->hs_cause;
     else if (sticky) *cause = sticky;
@@ -363,7 +157,7 @@ ssize_t tls_write(conn *c, const char *buf, size_t len, int *cause) {
     tls_state *s = tls_of(c);
     size_t n = 0;
     if (s->ssl && s->shut_sent && !s->sticky_wr) {
-        *cause = tls_set_error(s, "shutdown", "tls: protocol is shutdown (close_write was called)");
+        *cause = tls_note_set(s, &TLS_NOTE_SHUTDOWN);
         return -1;
     }
     if (tls_ready(s, s->sticky_wr ? s->sticky_wr : tls_fatal_for(s, 1), cause) < 0) return -1;
@@ -426,6 +220,7 @@ void tls_close(conn *c) {
         SSL_shutdown(s->ssl);            /* close_notify if the socket takes it now */
     }
     ERR_clear_error();
+    if (s->hs_done && !s->kept) s->kept = tls_view_keep(s); /* connection_state() after close */
     SSL_free(s->ssl);                    /* frees the BIO too */
     s->ssl = NULL;
 }
@@ -433,28 +228,16 @@ void tls_close(conn *c) {
 void tls_free(conn *c) {
     tls_state *s = tls_of(c);
     if (s->ssl) SSL_free(s->ssl);
+    tls_view_free(s->kept);
     free(s->name);
     free(s);
     c->tls = NULL;
 }
 
-const char *tls_tostring_state(const conn *c) {
-    tls_state *s = tls_of(c);
-    if (!s->ssl) return "closed";
-    if (s->hs_cause) return "handshake failed";
-    if (!s->hs_done) return "handshake pending";
-    switch (SSL_version(s->ssl)) {     /* spelt as connection_state().version */
-    case TLS1_3_VERSION: return "TLS1.3";
-    case TLS1_2_VERSION: return "TLS1.2";
-    case TLS1_1_VERSION: return "TLS1.1";
-    default: return "TLS1.0";
-    }
-}
-
 /* ---- Lua methods ----------------------------------------------------- */
 
 /* The TLS conn at 1 (raises for anything else). */
-static conn *tls_check(lua_State *L) {
+conn *tls_check(lua_State *L) {
     return luaL_checkudata(L, 1, TLSCONN_MT);
 }
 
@@ -501,186 +284,96 @@ static int tls_handshake_k(lua_State *L, int status, lua_KContext kctx) {
 }
 
 static int tls_close_write_k(lua_State *L, int status, lua_KContext kctx);
+static int tls_close_write_wait_k(lua_State *L, int status, lua_KContext kctx);
+static int tls_close_write_run(lua_State *L, conn *c, task *t, int held, int ctxidx);
 
+/* conn:close_write([ctx]) on a TLS conn: send close_notify, as Go's
+ * CloseWrite. A write in flight goes out whole first: close_write queues
+ * behind it with the other writers (FIFO), bounded by the write deadline
+ * and ctx, and holds the write lock until the alert is out. */
 int tls_close_write(lua_State *L) {
     conn *c = tls_check(L);
     tls_state *s = tls_of(c);
     if (c->h.fd < 0 || !s || !s->ssl) return conn_failx(L, c, "close", NULL, ERR_CLOSED, 0);
-    if (!s->hs_done) {
-        tls_set_error(s, "handshake_incomplete", "tls: close_write called before the handshake completed");
-        return conn_failx(L, c, "close", NULL, ERR_TLS, 0);
+    s->note = NULL;
+    if (!s->hs_done)
+        return conn_failx(L, c, "close", NULL, tls_note_set(s, &TLS_NOTE_EARLY_CLOSE_WRITE), 0);
+    task *t = task_current(L);
+    if (!t) return loop_block(L, tls_close_write, lua_gettop(L));
+    int ctxidx = ctx_find(L, 2);
+    if (ctx_ended(L, ctxidx)) return conn_failx(L, c, "close", NULL, ERR_CTX, ctxidx);
+    if (c->wlocked) {                    /* a write is in flight: our turn comes after it */
+        waitq_push(&c->wq, t);
+        return task_park_ctx(L, t, NULL, c->h.wrl, PARK_WRITE, ctxidx, (lua_KContext)ctxidx,
+                             tls_close_write_wait_k);
     }
-    if (c->wlocked) return conn_failx(L, c, "close", NULL, ERR_BUSY, 0);
-    int broken = s->sticky_wr ? s->sticky_wr : tls_fatal_for(s, 1);
-    if (broken) return conn_failx(L, c, "close", NULL, broken, 0); /* no alert after a failure */
-    if (s->shut_sent) {
-        lua_pushboolean(L, 1);
-        return 1;
-    }
-    if (!task_current(L)) return loop_block(L, tls_close_write, lua_gettop(L));
-    return tls_close_write_k(L, LUA_OK, 0);
+    return tls_close_write_run(L, c, t, 0, ctxidx);
 }
 
-/* Send close_notify; a full socket buffer parks us (write lock held) until
- * OpenSSL has flushed the alert, bounded by the write deadline. */
+/* Woken in the writers' queue: with the write lock (handed over by
+ * conn_write_unlock), or by the deadline, the ctx or close, without it. */
+static int tls_close_write_wait_k(lua_State *L, int status, lua_KContext kctx) {
+    conn *c = tls_check(L);
+    task *t = task_current(L);
+    int ctxidx = (int)kctx;
+    int cause = task_resume_cause(L, t, status, ctxidx);
+    if (cause) {
+        waitq_remove(&c->wq, t);
+        if (c->tls) c->tls->note = NULL;
+        return conn_failx(L, c, "close", NULL, cause, ctxidx);
+    }
+    return tls_close_write_run(L, c, t, 1, ctxidx);
+}
+
+/* Parked in SSL_shutdown (the socket was full), with the write lock. */
 static int tls_close_write_k(lua_State *L, int status, lua_KContext kctx) {
     conn *c = tls_check(L);
     task *t = task_current(L);
+    int ctxidx = (int)kctx;
     tls_resumed(c, t, TLS_ROLE_WRITE);
-    int cause = task_resume_cause(L, t, status, 0);
+    int cause = task_resume_cause(L, t, status, ctxidx);
+    if (!cause) return tls_close_write_run(L, c, t, 1, ctxidx);
     tls_state *s = tls_of(c);
-    if (!cause && (c->h.fd < 0 || !s || !s->ssl)) cause = ERR_CLOSED;
-    if (!cause) {
-        s->sys_errno = 0;
-        ERR_clear_error();
-        int r = SSL_shutdown(s->ssl);
-        if (r >= 0) {
-            s->shut_sent = 1;
-            if (status == LUA_YIELD) conn_write_unlock(c);
-            lua_pushboolean(L, 1);
-            return 1;
-        }
-        cause = tls_cause(s, r);
-        if (cause == TLS_WANT_OUT || cause == TLS_WANT_IN) {
-            c->wlocked = 1;
-            return tls_park(L, c, t, cause, TLS_ROLE_WRITE, 0, kctx, tls_close_write_k);
-        }
-    }
-    if (status == LUA_YIELD) conn_write_unlock(c);
-    return conn_failx(L, c, "close", cause > 0 ? "write" : NULL, cause, 0);
+    /* half an alert may sit in OpenSSL: no other bytes may follow it */
+    if (s && !s->sticky_wr && cause != ERR_CLOSED)
+        s->sticky_wr = cause == ERR_CTX ? ctx_cause(L, ctxidx) : cause;
+    if (s) s->note = NULL;
+    conn_write_unlock(c);
+    return conn_failx(L, c, "close", NULL, cause, ctxidx);
 }
 
-/* Push a certificate's names in RFC 2253 form ("CN=a.test,O=x"). */
-static void tls_push_name(lua_State *L, X509_NAME *n) {
-    BIO *b = BIO_new(BIO_s_mem());
-    char *p = NULL;
-    long len = 0;
-    if (b && X509_NAME_print_ex(b, n, 0, XN_FLAG_RFC2253) >= 0) len = BIO_get_mem_data(b, &p);
-    lua_pushlstring(L, p ? p : "", p ? (size_t)len : 0);
-    BIO_free(b);
-}
-
-static void tls_push_time(lua_State *L, const ASN1_TIME *t) {
-    struct tm tm;
-    if (t && ASN1_TIME_to_tm(t, &tm) == 1) lua_pushinteger(L, (lua_Integer)timegm(&tm));
-    else lua_pushnil(L);
-}
-
-static void tls_push_hex(lua_State *L, const unsigned char *p, size_t n) {
-    static const char digits[] = "0123456789abcdef";
-    luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    for (size_t i = 0; i < n; i++) {
-        luaL_addchar(&b, digits[p[i] >> 4]);
-        luaL_addchar(&b, digits[p[i] & 15]);
-    }
-    luaL_pushresult(&b);
-}
-
-/* {subject, issuer, sans = {names and IPs}, not_before, not_after (Unix
- * seconds), serial (hex), sha256 (hex of the DER)} for one certificate. */
-static void tls_push_cert(lua_State *L, X509 *x) {
-    lua_createtable(L, 0, 7);
-    tls_push_name(L, X509_get_subject_name(x));
-    lua_setfield(L, -2, "subject");
-    tls_push_name(L, X509_get_issuer_name(x));
-    lua_setfield(L, -2, "issuer");
-    lua_newtable(L);
-    GENERAL_NAMES *gens = X509_get_ext_d2i(x, NID_subject_alt_name, NULL, NULL);
-    for (int i = 0, k = 1; gens && i < sk_GENERAL_NAME_num(gens); i++) {
-        GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
-        char buf[INET6_ADDRSTRLEN];
-        if (g->type == GEN_DNS) {
-            lua_pushlstring(L, (const char *)ASN1_STRING_get0_data(g->d.dNSName),
-                            (size_t)ASN1_STRING_length(g->d.dNSName));
-        } else if (g->type == GEN_IPADD && (g->d.iPAddress->length == 4 || g->d.iPAddress->length == 16)) {
-            inet_ntop(g->d.iPAddress->length == 4 ? AF_INET : AF_INET6, g->d.iPAddress->data, buf, sizeof buf);
-            lua_pushstring(L, buf);
-        } else {
-            continue;
-        }
-        lua_rawseti(L, -2, k++);
-    }
-    GENERAL_NAMES_free(gens);
-    lua_setfield(L, -2, "sans");
-    tls_push_time(L, X509_get0_notBefore(x));
-    lua_setfield(L, -2, "not_before");
-    tls_push_time(L, X509_get0_notAfter(x));
-    lua_setfield(L, -2, "not_after");
-    BIGNUM *bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(x), NULL);
-    char *hex = bn ? BN_bn2hex(bn) : NULL;
-    lua_pushstring(L, hex ? hex : "");
-    lua_setfield(L, -2, "serial");
-    OPENSSL_free(hex);
-    BN_free(bn);
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned mdlen = 0;
-    if (X509_digest(x, EVP_sha256(), md, &mdlen) == 1) {
-        tls_push_hex(L, md, mdlen);
-        lua_setfield(L, -2, "sha256");
-    }
-}
-
-/* The peer's chain, leaf first (a server's OpenSSL chain omits the leaf). */
-static void tls_push_peer_chain(lua_State *L, SSL *ssl) {
-    STACK_OF(X509) *chain = SSL_get_peer_cert_chain(ssl);
-    X509 *leaf = SSL_get0_peer_certificate(ssl);
-    int k = 1;
-    lua_newtable(L);
-    if (leaf && (!chain || !sk_X509_num(chain) || X509_cmp(sk_X509_value(chain, 0), leaf) != 0)) {
-        tls_push_cert(L, leaf);
-        lua_rawseti(L, -2, k++);
-    }
-    for (int i = 0; chain && i < sk_X509_num(chain); i++) {
-        tls_push_cert(L, sk_X509_value(chain, i));
-        lua_rawseti(L, -2, k++);
-    }
-}
-
-/* Whether the peer's certificate was verified (not merely received). */
-static int tls_verified(tls_state *s) {
-    if (!SSL_get0_peer_certificate(s->ssl) || SSL_get_verify_result(s->ssl) != X509_V_OK) return 0;
-    tls_ctxdata *d = tlscfg_data(SSL_get_SSL_CTX(s->ssl));
-    if (!d) return 0;
-    if (s->server) return d->client_auth == TLS_AUTH_VERIFY || d->client_auth == TLS_AUTH_VERIFY_IF_GIVEN;
-    return !d->insecure;
-}
-
-/* conn:connection_state() -> {handshake_complete, version = "TLS1.3",
- * cipher (IANA name), alpn, server_name, resumed, verified,
- * peer_certificates = {{subject, issuer, sans, not_before, not_after,
- * serial, sha256}, ...}}; before the handshake only handshake_complete. */
-static int tls_connection_state(lua_State *L) {
-    conn *c = tls_check(L);
+/* Send close_notify unless a write failure forbids it or it was sent;
+ * a full socket buffer parks us (write lock held) until OpenSSL has
+ * flushed the alert, under the write deadline and ctx. held: we hold the
+ * write lock (release it when done). */
+static int tls_close_write_run(lua_State *L, conn *c, task *t, int held, int ctxidx) {
     tls_state *s = tls_of(c);
-    lua_createtable(L, 0, 9);
-    lua_pushboolean(L, s && s->hs_done && s->ssl);
-    lua_setfield(L, -2, "handshake_complete");
-    if (!s || !s->hs_done || !s->ssl) return 1;
-    const char *v = SSL_get_version(s->ssl);             /* "TLSv1.3" -> "TLS1.3", as Go */
-    lua_pushfstring(L, "TLS%s", strncmp(v, "TLSv", 4) == 0 ? v + 4 : v);
-    lua_setfield(L, -2, "version");
-    const char *cipher = SSL_CIPHER_standard_name(SSL_get_current_cipher(s->ssl));
-    lua_pushstring(L, cipher);
-    lua_setfield(L, -2, "cipher");
-    const unsigned char *alpn;
-    unsigned alen = 0;
-    SSL_get0_alpn_selected(s->ssl, &alpn, &alen);
-    if (alen) {
-        lua_pushlstring(L, (const char *)alpn, alen);
-        lua_setfield(L, -2, "alpn");
+    int cause = 0;
+    if (c->h.fd < 0 || !s || !s->ssl) {
+        cause = ERR_CLOSED;
+    } else {
+        s->note = NULL;
+        cause = s->sticky_wr ? s->sticky_wr : tls_fatal_for(s, 1); /* no alert after a failure */
+        if (!cause && !s->shut_sent && handle_deadline_passed(c->h.wrl)) cause = ERR_TIMEOUT;
+        if (!cause && !s->shut_sent) {
+            s->sys_errno = 0;
+            ERR_clear_error();
+            int r = SSL_shutdown(s->ssl);
+            if (r >= 0) {
+                s->shut_sent = 1;
+            } else {
+                cause = tls_cause(s, r);
+                if (cause == TLS_WANT_OUT || cause == TLS_WANT_IN) {
+                    c->wlocked = 1;
+                    return tls_park(L, c, t, cause, TLS_ROLE_WRITE, ctxidx, (lua_KContext)ctxidx,
+                                    tls_close_write_k);
+                }
+            }
+        }
     }
-    const char *sn = s->server ? SSL_get_servername(s->ssl, TLSEXT_NAMETYPE_host_name) : s->name;
-    if (sn) {
-        lua_pushstring(L, sn);
-        lua_setfield(L, -2, "server_name");
-    }
-    lua_pushboolean(L, SSL_session_reused(s->ssl));
-    lua_setfield(L, -2, "resumed");
-    lua_pushboolean(L, tls_verified(s));
-    lua_setfield(L, -2, "verified");
-    tls_push_peer_chain(L, s->ssl);
-    lua_setfield(L, -2, "peer_certificates");
+    if (held) conn_write_unlock(c);
+    if (cause) return conn_failx(L, c, "close", cause > 0 ? "write" : NULL, cause, ctxidx);
+    lua_pushboolean(L, 1);
     return 1;
 }
 
@@ -705,129 +398,6 @@ static int tls_probe(lua_State *L) {
         }
     }
     lua_pushstring(L, verdict);
-    return 1;
-}
-
-/* A host name as verified and sent: no brackets, zone or trailing dot. */
-static char *tls_clean_name(const char *name) {
-    size_t n = strlen(name);
-    if (n >= 2 && name[0] == '[' && name[n - 1] == ']') {
-        name++;
-        n -= 2;
-    }
-    char *out = malloc(n + 1);
-    if (!out) return NULL;
-    memcpy(out, name, n);
-    out[n] = 0;
-    char *zone = strchr(out, '%');
-    if (zone) *zone = 0;
-    n = strlen(out);
-    if (n > 1 && out[n - 1] == '.') out[n - 1] = 0;
-    return out;
-}
-
-static int tls_is_ip(const char *name) {
-    unsigned char buf[16];
-    return inet_pton(AF_INET, name, buf) == 1 || inet_pton(AF_INET6, name, buf) == 1;
-}
-
-/* Client side: SNI for DNS names only (RFC 6066, as Go), the name or IP
- * to verify, verification itself, and a saved session to resume. */
-static int tls_setup_client(conn *c, tls_state *s, tls_ctxdata *d, const char *name) {
-    SSL *ssl = s->ssl;
-    SSL_set_connect_state(ssl);
-    SSL_set_verify(ssl, d->insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, tls_verify_cb);
-    if (name) {
-        if (!(s->name = tls_clean_name(name))) return ENOMEM;
-        int ip = tls_is_ip(s->name);
-        if (!ip && !SSL_set_tlsext_host_name(ssl, s->name)) return EINVAL;
-        if (!d->insecure) {
-            int ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), s->name)
-                        : SSL_set1_host(ssl, s->name);
-            if (ok != 1) return EINVAL;
-        }
-    }
-    if (d->sessions) {
-        char addr[ADDR_STRLEN];
-        sock_format(conn_ra(c), c->rlen, addr);
-        char *key = strdup(s->name ? s->name : addr);
-        if (!key || !SSL_set_ex_data(ssl, tlscfg_conn_index(), key)) {
-            free(key);
-            return ENOMEM;
-        }
-        SSL_SESSION *sess = tlscfg_take_session(d, key);
-        if (sess) {
-            SSL_set_session(ssl, sess);
-            SSL_SESSION_free(sess);
-        }
-    }
-    return 0;
-}
-
-static void tls_setup_server(tls_state *s, tls_ctxdata *d) {
-    static const int modes[] = {
-        [TLS_AUTH_NONE] = SSL_VERIFY_NONE,
-        [TLS_AUTH_REQUEST] = SSL_VERIFY_PEER,
-        [TLS_AUTH_REQUIRE] = SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
-        [TLS_AUTH_VERIFY_IF_GIVEN] = SSL_VERIFY_PEER,
-        [TLS_AUTH_VERIFY] = SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT};
-    SSL_set_accept_state(s->ssl);
-    SSL_set_verify(s->ssl, modes[d->client_auth], tls_verify_cb);
-}
-
-/* A failure of tls_wrap before the conn became a TLS conn. */
-static int tls_wrap_fail(lua_State *L, conn *c, const char *code, const char *msg) {
-    char src[ADDR_STRLEN], dst[ADDR_STRLEN];
-    sock_format(conn_la(c), c->llen, src);
-    sock_format(conn_ra(c), c->rlen, dst);
-    operr e = {"handshake", sock_netnames[c->net], src[0] ? src : NULL, dst[0] ? dst : NULL,
-               NULL, NULL, 0};
-    return errors_fail_tls(L, &e, code, msg);
-}
-
-/* core.tls_wrap(conn, cfg, server [, name]) -> tls conn | nil, err: make
- * conn a TLS conn (the same object: its metatable changes) that will
- * handshake on first use. A client verifies cfg's server_name, else name. */
-static int tls_wrap(lua_State *L) {
-    conn *c = luaL_checkudata(L, 1, CONN_MT);
-    SSL_CTX *ctx = tlscfg_check(L, 2);
-    int server = lua_toboolean(L, 3);
-    const char *dflt = luaL_optstring(L, 4, NULL);
-    tls_ctxdata *d = ctx ? tlscfg_data(ctx) : NULL;
-    if (c->h.fd < 0) return conn_failx(L, c, "handshake", NULL, ERR_CLOSED, 0);
-    if (c->h.rd || c->h.wr || c->wlocked) return conn_failx(L, c, "handshake", NULL, ERR_BUSY, 0);
-    if (!d) return luaL_argerror(L, 2, "closed tls config");
-    if (server && !d->npairs)
-        return tls_wrap_fail(L, c, "tls_config", "tls: a server config needs cert_file/key_file or certificates");
-    const char *name = d->server_name ? d->server_name : dflt;
-    if (!server && !name && !d->insecure)
-        return tls_wrap_fail(L, c, "tls_config", "tls: either server_name or insecure_skip_verify must be set");
-    tls_state *s = calloc(1, sizeof *s);
-    BIO *b = tls_bio_method() ? BIO_new(tls_bio_method()) : NULL;
-    if (!s || !b || !(s->ssl = SSL_new(ctx))) {
-        BIO_free(b);
-        free(s);
-        return tls_wrap_fail(L, c, "tls", "tls: out of memory");
-    }
-    s->fd = c->h.fd;
-    s->server = (uint8_t)server;
-    BIO_set_data(b, s);
-    BIO_set_init(b, 1);
-    SSL_set_bio(s->ssl, b, b);
-    SSL_set_app_data(s->ssl, s);
-    c->tls = s;                           /* from here on the conn's close frees s */
-    if (server) {
-        tls_setup_server(s, d);
-    } else if (tls_setup_client(c, s, d, name)) {
-        char msg[300];
-        snprintf(msg, sizeof msg, "tls: bad server name %s", name ? name : "");
-        tls_close(c);
-        tls_free(c);
-        return tls_wrap_fail(L, c, "tls_config", msg);
-    }
-    lua_settop(L, 1);
-    luaL_getmetatable(L, TLSCONN_MT);
-    lua_setmetatable(L, 1);               /* the conn itself is now a TLS conn */
     return 1;
 }
 

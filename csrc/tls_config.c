@@ -60,7 +60,7 @@ static void tlscfg_free_data(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int id
     for (int i = 0; i < d->npairs; i++) tlscfg_free_pair(&d->pairs[i]);
     free(d->pairs);
     free(d->alpn);
-    for (int i = 0; i < d->capsessions; i++) {
+    for (int i = 0; i < d->nsessions; i++) {
         free(d->sessions[i].key);
         SSL_SESSION_free(d->sessions[i].sess);
     }
@@ -77,15 +77,23 @@ static void tlscfg_free_key(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx
 
 /* ---- client sessions ------------------------------------------------- */
 
+/* The cache is an array kept compact, oldest first: sessions[0 ..
+ * nsessions). Taking an entry closes its gap (the later ones move down),
+ * and a full cache drops sessions[0], so it holds up to capsessions
+ * sessions and evicts in the order they were saved. */
+static void tlscfg_drop_at(tls_ctxdata *d, int i) {
+    memmove(&d->sessions[i], &d->sessions[i + 1], (size_t)(d->nsessions - i - 1) * sizeof *d->sessions);
+    d->nsessions--;
+    d->sessions[d->nsessions] = (tls_saved){NULL, NULL};
+}
+
 SSL_SESSION *tlscfg_take_session(tls_ctxdata *d, const char *key) {
-    for (int i = 0; key && i < d->capsessions; i++) {
+    for (int i = 0; key && i < d->nsessions; i++) {
         tls_saved *e = &d->sessions[i];
-        if (e->key && strcmp(e->key, key) == 0) {
+        if (strcmp(e->key, key) == 0) {
             SSL_SESSION *s = e->sess;
             free(e->key);
-            e->key = NULL;
-            e->sess = NULL;
-            d->nsessions--;
+            tlscfg_drop_at(d, i);
             return s;
         }
     }
@@ -97,21 +105,17 @@ int tlscfg_put_session(tls_ctxdata *d, const char *key, SSL_SESSION *sess) {
     char *k = strdup(key);
     if (!k) return -1;
     SSL_SESSION_free(tlscfg_take_session(d, key));
-    tls_saved *e = &d->sessions[d->nextsession];
-    if (e->key) {
-        free(e->key);
-        SSL_SESSION_free(e->sess);
-        d->nsessions--;
+    if (d->nsessions == d->capsessions) {        /* full: the oldest goes */
+        free(d->sessions[0].key);
+        SSL_SESSION_free(d->sessions[0].sess);
+        tlscfg_drop_at(d, 0);
     }
-    e->key = k;
-    e->sess = sess;
-    d->nsessions++;
-    d->nextsession = (d->nextsession + 1) % d->capsessions;
+    d->sessions[d->nsessions++] = (tls_saved){k, sess};
     return 0;
 }
 
 /* New-session callback (client): keep the newest session per server name;
- * a full cache drops the oldest entry (a ring). Returns 1: we own it. */
+ * a full cache drops the oldest entry. Returns 1: we own it. */
 static int tlscfg_new_session(SSL *ssl, SSL_SESSION *sess) {
     tls_ctxdata *d = tlscfg_data(SSL_get_SSL_CTX(ssl));
     const char *key = SSL_get_ex_data(ssl, tlscfg_ssl_index);

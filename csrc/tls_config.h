@@ -35,8 +35,8 @@ typedef struct tls_ctxdata {
     int npairs;
     unsigned char *alpn;     /* wire format (length-prefixed names) */
     unsigned alpnlen;
-    tls_saved *sessions;     /* client session cache (ring), or NULL */
-    int nsessions, capsessions, nextsession;
+    tls_saved *sessions;     /* client session cache, oldest first, compact; or NULL */
+    int nsessions, capsessions;
     FILE *keylog;            /* NSS key log, or NULL */
 } tls_ctxdata;
 
@@ -54,7 +54,7 @@ SSL_SESSION *tlscfg_take_session(tls_ctxdata *d, const char *key);
  * cache) as the newest session for key; 0, or -1 when it was not kept. */
 int tlscfg_put_session(tls_ctxdata *d, const char *key, SSL_SESSION *sess);
 
-/* tlscfg_conn_index: the SSL ex_data index where tls.c keeps a conn's
+/* tlscfg_conn_index: the SSL ex_data index where the TLS layer keeps a conn's
  * session key (a malloc'd string) for the new-session callback. */
 int tlscfg_conn_index(void);
 
