@@ -46,7 +46,7 @@ $(BUILD)/obj/%.o: csrc/%.c $(HDRS)
 
 $(SO): $(OBJS)
 	@mkdir -p $(dir $@)
-	$(CC) -shared $(LDFLAGS) -o $@ $(OBJS) $(LDLIBS)
+	$(CC) -shared -Wl,-z,nodelete $(LDFLAGS) -o $@ $(OBJS) $(LDLIBS)
 
 deps:
 	@sh tools/deps.sh check
