@@ -800,7 +800,7 @@ static int bufr_unread_rune(lua_State *L) { return bufr_unread_op(L, 1); }
 /* Raise unless the value at idx can be a source (a conn or anything
  * with a read(max) method). */
 static conn *bufr_check_source(lua_State *L, int idx, const char *fname) {
-    conn *c = luaL_testudata(L, idx, CONN_MT);
+    conn *c = conn_test_plain(L, idx);
     if (c) return c;
     int t = lua_type(L, idx);
     if (t == LUA_TTABLE || t == LUA_TUSERDATA) lua_getfield(L, idx, "read");
@@ -818,7 +818,7 @@ static int bufr_reset(lua_State *L) {
     bufr *b = bufr_check(L);
     if (b->busy) return bufr_fail_cause(L, b, NULL, ERR_BUSY);
     b->c = bufr_check_source(L, 2, "reset");
-    b->file = luaL_testudata(L, 2, LUA_FILEHANDLE) != NULL;
+    b->file = !b->c && luaL_testudata(L, 2, LUA_FILEHANDLE) != NULL;
     b->r = b->w = 0;
     b->lastw = 0;
     b->noprog = 0;
@@ -874,8 +874,9 @@ static int bufr_new(lua_State *L) {
     b->size = (size_t)size;
     b->max = max < size ? (size_t)size : (size_t)max;
     b->c = c;
-    b->file = luaL_testudata(L, 1, LUA_FILEHANDLE) != NULL;
-    luaL_setmetatable(L, BUFIO_READER_MT);
+    b->file = !c && luaL_testudata(L, 1, LUA_FILEHANDLE) != NULL;
+    lua_pushvalue(L, lua_upvalueindex(1));       /* BUFIO_READER_MT, without a lookup by name */
+    lua_setmetatable(L, -2);
     lua_pushvalue(L, 1);
     lua_setiuservalue(L, -2, 1);                 /* anchor the source */
     return 1;
@@ -944,7 +945,6 @@ int bufio_open(lua_State *L) {
     lua_pushvalue(L, -2);
     luaL_setfuncs(L, bufr_methods, 1);
     lua_setfield(L, -2, "__index");
-    lua_pop(L, 1);
-    luaL_setfuncs(L, bufio_funcs, 0);
+    luaL_setfuncs(L, bufio_funcs, 1);            /* the metatable as upvalue (bufr_new) */
     return iocopy_open(L);
 }

@@ -38,6 +38,16 @@ conn *conn_check_at(lua_State *L, int idx) {
     return c ? c : luaL_checkudata(L, idx, TLSCONN_MT);
 }
 
+conn *conn_test_plain(lua_State *L, int idx) {
+    void *p = lua_touserdata(L, idx);
+    if (p && lua_getmetatable(L, idx)) {
+        const void *mt = lua_topointer(L, -1);
+        lua_pop(L, 1);
+        if (mt && mt == conn_mts[0]) return p;
+    }
+    return luaL_testudata(L, idx, CONN_MT);
+}
+
 static int conn_classes_gc(lua_State *L) {
     (void)L;
     conn_mts[0] = conn_mts[1] = NULL;

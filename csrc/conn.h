@@ -60,6 +60,9 @@ void conn_write_unlock(conn *c);
 /* conn_check_at: the conn (plain or TLS) at idx, or raise. */
 conn *conn_check_at(lua_State *L, int idx);
 
+/* conn_test_plain: the plain (not TLS) conn at idx, or NULL. */
+conn *conn_test_plain(lua_State *L, int idx);
+
 /* conn_register_class: register metatable mt with every conn method and
  * metamethod plus extra (may be NULL): a TLS conn is a conn. */
 void conn_register_class(lua_State *L, const char *mt, const luaL_Reg *extra);

@@ -325,9 +325,20 @@ task *task_check(lua_State *L, int idx) {
 /* ---- making and resuming tasks -------------------------------------- */
 
 /* core.spawn(fn, ...) -> task: a new task that will run body(fn, ...) in a
- * new coroutine, queued to start on the next loop turn. */
+ * new coroutine, queued to start on the next loop turn. fn must be a
+ * function or callable; the error names the caller's caller (net.go's). */
 static int task_spawn(lua_State *L) {
     int n = lua_gettop(L);
+    if (lua_type(L, 1) != LUA_TFUNCTION) {    /* or a callable value */
+        if (luaL_getmetafield(L, 1, "__call") == LUA_TNIL) {
+            luaL_where(L, 2);                 /* where net.go was called */
+            lua_pushfstring(L, "bad argument #1 to 'go' (function expected, got %s)",
+                            luaL_typename(L, 1));
+            lua_concat(L, 2);
+            return lua_error(L);
+        }
+        lua_pop(L, 1);
+    }
     loop *lp = loop_get(L);
     lua_State *co = lua_newthread(L);
     lua_rotate(L, 1, 1);                       /* the thread first, then fn, args */

@@ -10,7 +10,9 @@
  * count moves by tens of percent from run to run.
  * With RECONNECT 1, each round trip is on a conn of its own (connect, one
  * round trip, close: the harness's accept workload, one conn at a time),
- * and the count is per accepted conn.
+ * and the count is per accepted conn. SIZE 0 with RECONNECT sends an HTTP
+ * request with "Connection: close" instead and reads the answer to EOF
+ * (the http-close workload against the http server).
  *   pingpong PORT N SIZE [THINK_US [RECONNECT]]   exit 0 ok, 1 on a
  *                                     connect/IO error, 2 on a mismatch */
 #include <arpa/inet.h>
@@ -63,6 +65,21 @@ int main(int argc, char **argv) {
     for (long i = 0; i < n; i++) {
         if (think > 0) nanosleep(&pause, NULL);
         if (reconnect && (fd = dial(port)) < 0) return 1;
+        if (size == 0) {                 /* one HTTP request, answer read to EOF */
+            static const char req[] = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+            char ans[512];
+            size_t got = 0;
+            ssize_t r;
+            if (io_all(fd, (char *)req, sizeof req - 1, 1) < 0) return 1;
+            while ((r = read(fd, ans + got, sizeof ans - 1 - got)) > 0) got += (size_t)r;
+            ans[got] = 0;
+            close(fd);
+            if (strncmp(ans, "HTTP/1.1 200 OK", 15) != 0 || !strstr(ans, "Hello, World!")) {
+                fprintf(stderr, "pingpong: bad answer at request %ld\n", i);
+                return 2;
+            }
+            continue;
+        }
         for (size_t j = 0; j < size; j++) out[j] = (char)('a' + (i + j) % 26);
         if (io_all(fd, out, size, 1) < 0 || io_all(fd, in, size, 0) < 0) {
             perror("pingpong: round trip");

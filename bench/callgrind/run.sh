@@ -11,6 +11,8 @@
 #     batch it with: the worst case per round trip, repeatable to about 1%;
 #   accept: pingpong.c with a conn per round trip of 8 bytes (connect,
 #     ping, echo, close: per accepted conn, one conn at a time);
+#   http-close: the same against the http server, one request with
+#     "Connection: close" per conn (per request);
 #   bulk: the harness's `loadgen bulk -n MIB` (per MiB; how reads split
 #     the stream depends on timing, so this one moves by a percent or two).
 # Rows are appended to bench/callgrind/results.tsv:
@@ -38,9 +40,11 @@ port=$((24000 + RANDOM % 2000))
 # total WORKLOAD AMOUNT -> the server's whole-run instruction count
 total() {
     port=$((port + 1))
+    local srv=echo
+    [ "$1" = http-close ] && srv=http
     case $which in
-        c-epoll) cmd=("$bench/build/c-epoll" echo "$port") ;;
-        *) cmd=("${CG_LUA:-lua5.4}" "$root/bench/server.lua" echo "$port") ;;
+        c-epoll) cmd=("$bench/build/c-epoll" "$srv" "$port") ;;
+        *) cmd=("${CG_LUA:-lua5.4}" "$root/bench/server.lua" "$srv" "$port") ;;
     esac
     valgrind -q --tool=callgrind --callgrind-out-file="$tmp/cg.out" "${cmd[@]}" \
         >"$tmp/srv.log" 2>&1 &
@@ -50,6 +54,7 @@ total() {
         echo64) res=$("$tmp/pingpong" "$port" "$2" 64) ;;
         echo4k) res=$("$tmp/pingpong" "$port" "$2" 4096) ;;
         accept) res=$("$tmp/pingpong" "$port" "$2" 8 1000 1) ;;
+        http-close) res=$("$tmp/pingpong" "$port" "$2" 0 1000 1) ;;
         bulk) res=$("$lg" bulk -p "$port" -n "$2" | tail -1) ;;
     esac
     kill -TERM "$pid"

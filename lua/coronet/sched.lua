@@ -69,10 +69,7 @@ end
 --- go: start `fn(...)` as a new task; it first runs on the next loop turn.
 -- @treturn task a handle with `:wait()`
 function M.go(fn, ...)
-    if type(fn) ~= "function" and not (getmetatable(fn) or {}).__call then
-        error("bad argument #1 to 'go' (function expected, got " .. type(fn) .. ")", 2)
-    end
-    local t = spawn(fn, ...)
+    local t = spawn(fn, ...)                  -- checks fn is callable
     if M.trace_creation then t.created = M.trace_creation(3) end
     return t
 end
