@@ -51,6 +51,7 @@ typedef struct bufr {
     size_t size;         /* the capacity it starts with and shrinks back to */
     size_t max;          /* the most one record (with its delimiter) may take */
     conn *c;             /* the source when it is a coronet conn, else NULL */
+    loop *lp;            /* its buffers of LOOP_BUFSZ come from and go back to lp's cache */
     size_t arg;          /* the op's n, or its token kind */
     size_t skip;         /* read_full: bytes before the data (a peeked header) */
     size_t scan;         /* unread bytes already searched for the delimiter */
@@ -182,7 +183,7 @@ static ssize_t bufr_room(bufr *b, size_t limit) {
     if (b->cap >= limit) return 0;
     size_t ncap = b->cap ? b->cap * 2 : b->size;
     if (ncap > limit) ncap = limit;
-    char *nb = realloc(b->buf, ncap);
+    char *nb = !b->buf && ncap == LOOP_BUFSZ ? loop_buf_get(b->lp) : realloc(b->buf, ncap);
     if (!nb) return -1;
     b->buf = nb;
     b->cap = ncap;
@@ -206,9 +207,14 @@ static int bufr_append(bufr *b, const char *s, size_t len) {
 }
 
 /* bufr_release: free the buffer of a reader with nothing buffered. */
+static void bufr_free(bufr *b) {
+    if (b->cap == LOOP_BUFSZ) loop_buf_put(b->lp, b->buf);
+    else free(b->buf);
+}
+
 static void bufr_release(bufr *b) {
     if (b->r != b->w) return;
-    free(b->buf);
+    bufr_free(b);
     b->buf = NULL;
     b->cap = b->r = b->w = 0;
 }
@@ -849,7 +855,7 @@ static int bufr_source(lua_State *L) {
 
 static int bufr_gc(lua_State *L) {
     bufr *b = bufr_check(L);
-    free(b->buf);
+    bufr_free(b);
     b->buf = NULL;
     b->cap = b->r = b->w = 0;
     return 0;
@@ -874,6 +880,7 @@ static int bufr_new(lua_State *L) {
     b->size = (size_t)size;
     b->max = max < size ? (size_t)size : (size_t)max;
     b->c = c;
+    b->lp = loop_get(L);
     b->file = !c && luaL_testudata(L, 1, LUA_FILEHANDLE) != NULL;
     lua_pushvalue(L, lua_upvalueindex(1));       /* BUFIO_READER_MT, without a lookup by name */
     lua_setmetatable(L, -2);

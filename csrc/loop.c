@@ -586,6 +586,19 @@ int handle_deadline_passed(double d) {
     return d > 0 && d <= loop_now();
 }
 
+/* ---- reusable buffers ------------------------------------------------ */
+
+char *loop_buf_get(loop *lp) {
+    if (lp->nbufcache) return lp->bufcache[--lp->nbufcache];
+    return malloc(LOOP_BUFSZ);
+}
+
+void loop_buf_put(loop *lp, char *buf) {
+    if (!buf) return;
+    if (!lp->closed && lp->nbufcache < LOOP_BUFCACHE) lp->bufcache[lp->nbufcache++] = buf;
+    else free(buf);
+}
+
 /* ---- the loop object ------------------------------------------------ */
 
 static int loop_gc(lua_State *L) {
@@ -596,6 +609,8 @@ static int loop_gc(lua_State *L) {
     free(lp->run);
     free(lp->rbuf);
     task_loop_free(lp);
+    while (lp->nbufcache) free(lp->bufcache[--lp->nbufcache]);
+    lp->closed = 1;
     if (loop_main_lp == lp) loop_main = NULL, loop_main_lp = NULL;
     lp->heap = NULL;
     lp->ready = lp->run = NULL;

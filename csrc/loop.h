@@ -106,6 +106,9 @@ typedef struct loop_hook {
     struct loop_hook *next;
 } loop_hook;
 
+#define LOOP_BUFSZ 4096      /* the buffers loop_buf_get hands out (bufio's default) */
+#define LOOP_BUFCACHE 32     /* how many free ones the loop keeps */
+
 typedef struct loop {
     poller pl;
     task **heap;         /* timer min-heap on task->deadline */
@@ -124,6 +127,9 @@ typedef struct loop {
     int nblocked[PARK_NKINDS];
     char *rbuf;          /* shared read buffer: idle conns own none */
     size_t rbufsz;
+    char *bufcache[LOOP_BUFCACHE]; /* free LOOP_BUFSZ buffers (loop_buf_get) */
+    int nbufcache;
+    int closed;          /* loop_gc ran: nothing is cached any more */
     int running;         /* the Lua scheduler is driving the loop */
     loop_hook *hooks;
 } loop;
@@ -138,6 +144,14 @@ int handle_watch(handle *h, loop *lp, int fd, void (*on_event)(handle *, int));
 
 /* handle_unwatch: unregister without closing the fd (its owner closes it). */
 void handle_unwatch(handle *h);
+
+/* loop_buf_get / loop_buf_put: a LOOP_BUFSZ buffer from malloc, kept for
+ * reuse when put back (up to LOOP_BUFCACHE of them; the rest are freed). A
+ * bufio reader frees its buffer whenever it parks with nothing buffered,
+ * so an idle conn holds none, and takes one again for the next request:
+ * this saves that malloc and free. get returns NULL when out of memory. */
+char *loop_buf_get(loop *lp);
+void loop_buf_put(loop *lp, char *buf);
 
 /* loop_now: monotonic seconds. */
 double loop_now(void);
