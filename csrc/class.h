@@ -12,10 +12,10 @@
 void class_register(lua_State *L, const char *mt, const luaL_Reg *meta,
                     const luaL_Reg *methods);
 
-/* class_check: the userdata at idx if its metatable is the one stored in
- * the registry under the light key (class_register_keyed), else
- * luaL_checkudata(L, idx, mt): one pointer lookup on the common path
- * instead of hashing the name. */
+/* class_check: the userdata at idx if its metatable is the class's
+ * registered under the light key (class_register_keyed), else raise as
+ * luaL_checkudata(L, idx, mt) does: on the common path one pointer compare
+ * with a cached metatable instead of hashing the name. */
 void *class_check(lua_State *L, int idx, const void *key, const char *mt);
 
 /* class_register_keyed: class_register, and store the metatable in the
