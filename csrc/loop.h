@@ -122,6 +122,8 @@ typedef struct loop {
     int *freeanchor;     /* free slots of the task table (task.c) */
     int nfreeanchor, capfreeanchor, nanchor;
     lua_Integer next_id; /* the last task id given out */
+    int ref_tasks, ref_body, ref_finish, ref_taskmt; /* registry refs (task.c): an
+                          * array slot each, found faster than a hashed key */
     int nfds;            /* open handles */
     int nfdwait;         /* tasks parked on a handle */
     int nblocked[PARK_NKINDS];

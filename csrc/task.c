@@ -13,9 +13,6 @@
 #include "loop.h"
 
 const char task_park_token = 0;       /* yielded by every park */
-static const char TASKS_KEY = 0;      /* registry: the task table, slot -> task */
-static const char BODY_KEY = 0;       /* registry: sched.lua's body(fn, ...) */
-static const char FINISH_KEY = 0;     /* registry: sched.lua's finish(t, ok, ...) */
 static const char CO_KEY = 0;         /* in a task's field table: its coroutine */
 static const char TASKMT_KEY = 0;     /* registry: TASK_MT, found without hashing its name */
 
@@ -120,9 +117,9 @@ void task_loop_free(loop *lp) {
 
 /* ---- the task table: live tasks by slot ------------------------------ */
 
-/* push_tasks: push the task table (slot -> task userdata). */
-static void push_tasks(lua_State *L) {
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &TASKS_KEY);
+/* push_tasks: push lp's task table (slot -> task userdata). */
+static void push_tasks(lua_State *L, loop *lp) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lp->ref_tasks);
 }
 
 /* task_push: push t's userdata; false (pushing nil) once t has ended. */
@@ -131,7 +128,7 @@ static int task_push(lua_State *L, task *t) {
         lua_pushnil(L);
         return 0;
     }
-    push_tasks(L);
+    push_tasks(L, t->lp);
     lua_rawgeti(L, -1, t->anchor);
     lua_remove(L, -2);
     return 1;
@@ -153,7 +150,7 @@ static int anchor(lua_State *L, loop *lp, task *t, int idx) {
         slot = ++lp->nanchor;
     }
     idx = lua_absindex(L, idx);
-    push_tasks(L);
+    push_tasks(L, lp);
     lua_pushvalue(L, idx);
     lua_rawseti(L, -2, slot);
     lua_pop(L, 1);
@@ -163,7 +160,7 @@ static int anchor(lua_State *L, loop *lp, task *t, int idx) {
 
 static void unanchor(lua_State *L, loop *lp, task *t) {
     if (!t->anchor) return;
-    push_tasks(L);
+    push_tasks(L, lp);
     lua_pushnil(L);
     lua_rawseti(L, -2, t->anchor);
     lua_pop(L, 1);
@@ -323,7 +320,7 @@ static int task_spawn(lua_State *L) {
     lua_State *co = lua_newthread(L);
     lua_rotate(L, 1, 1);                       /* the thread first, then fn, args */
     if (!lua_checkstack(co, n + 1)) return luaL_error(L, "coronet: too many arguments");
-    if (lua_rawgetp(co, LUA_REGISTRYINDEX, &BODY_KEY) != LUA_TFUNCTION)
+    if (lua_rawgeti(co, LUA_REGISTRYINDEX, lp->ref_body) != LUA_TFUNCTION)
         return luaL_error(L, "coronet: scheduler not loaded");
     lua_xmove(L, co, n);
     task *t = lua_newuserdatauv(L, sizeof *t, 1);
@@ -333,7 +330,7 @@ static int task_spawn(lua_State *L) {
     t->heap_idx = -1;
     t->born = loop_now();
     t->id = ++lp->next_id;
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &TASKMT_KEY);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lp->ref_taskmt);
     lua_setmetatable(L, -2);
     lua_pushvalue(L, 1);
     lua_setiuservalue(L, -2, 1);              /* anchor the coroutine */
@@ -379,7 +376,7 @@ static void task_ended(lua_State *L, loop *lp, task *t, int status, int nres) {
             return;
         }
     }
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &FINISH_KEY);
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lp->ref_finish);
     task_push(L, t);
     int ti = lua_gettop(L);
     push_co(L, ti);                           /* keeps co alive through finish */
@@ -471,10 +468,11 @@ static int task_setup(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     luaL_checktype(L, 2, LUA_TFUNCTION);
     luaL_checktype(L, 3, LUA_TFUNCTION);
+    loop *lp = loop_get(L);
     lua_pushvalue(L, 2);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &BODY_KEY);
+    lua_rawseti(L, LUA_REGISTRYINDEX, lp->ref_body);
     lua_pushvalue(L, 3);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &FINISH_KEY);
+    lua_rawseti(L, LUA_REGISTRYINDEX, lp->ref_finish);
     luaL_getmetatable(L, TASK_MT);
     lua_pushvalue(L, 1);
     lua_pushcclosure(L, task_index, 1);
@@ -507,7 +505,7 @@ static int task_of(lua_State *L) {
 static int task_live(lua_State *L) {
     loop *lp = loop_get(L);
     lua_createtable(L, lp->nanchor - lp->nfreeanchor, 0);
-    push_tasks(L);
+    push_tasks(L, lp);
     int n = 0;
     for (int i = 1; i <= lp->nanchor; i++) {
         if (lua_rawgeti(L, -1, i) == LUA_TUSERDATA) lua_rawseti(L, -3, ++n);
@@ -547,11 +545,17 @@ static const luaL_Reg task_funcs[] = {
 
 int task_open(lua_State *L) {
     class_register_keyed(L, TASK_MT, &TASKMT_KEY, task_meta, NULL);
-    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &TASKS_KEY) != LUA_TTABLE) {
+    loop *lp = loop_get(L);
+    if (!lp->ref_tasks) {
         lua_newtable(L);
-        lua_rawsetp(L, LUA_REGISTRYINDEX, &TASKS_KEY);
+        lp->ref_tasks = luaL_ref(L, LUA_REGISTRYINDEX);
+        lua_pushboolean(L, 0);                 /* placeholders until task_setup */
+        lp->ref_body = luaL_ref(L, LUA_REGISTRYINDEX);
+        lua_pushboolean(L, 0);
+        lp->ref_finish = luaL_ref(L, LUA_REGISTRYINDEX);
+        luaL_getmetatable(L, TASK_MT);
+        lp->ref_taskmt = luaL_ref(L, LUA_REGISTRYINDEX);
     }
-    lua_pop(L, 1);
     luaL_setfuncs(L, task_funcs, 0);
     luaL_getmetatable(L, TASK_MT);
     lua_pushcclosure(L, task_run_ready, 1);
