@@ -10,9 +10,10 @@
  * count moves by tens of percent from run to run.
  * With RECONNECT 1, each round trip is on a conn of its own (connect, one
  * round trip, close: the harness's accept workload, one conn at a time),
- * and the count is per accepted conn. SIZE 0 with RECONNECT sends an HTTP
- * request with "Connection: close" instead and reads the answer to EOF
- * (the http-close workload against the http server).
+ * and the count is per accepted conn. SIZE 0 sends an HTTP request
+ * instead and reads its answer: over the one keep-alive conn (the http
+ * workload), or with RECONNECT one request with "Connection: close" per
+ * conn, its answer read to EOF (http-close); against the http server.
  *   pingpong PORT N SIZE [THINK_US [RECONNECT]]   exit 0 ok, 1 on a
  *                                     connect/IO error, 2 on a mismatch */
 #include <arpa/inet.h>
@@ -65,15 +66,22 @@ int main(int argc, char **argv) {
     for (long i = 0; i < n; i++) {
         if (think > 0) nanosleep(&pause, NULL);
         if (reconnect && (fd = dial(port)) < 0) return 1;
-        if (size == 0) {                 /* one HTTP request, answer read to EOF */
-            static const char req[] = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+        if (size == 0) {                 /* one HTTP request; with reconnect, the answer to EOF */
+            static const char req_close[] = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+            static const char req_keep[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+            const char *req = reconnect ? req_close : req_keep;
             char ans[512];
             size_t got = 0;
             ssize_t r;
-            if (io_all(fd, (char *)req, sizeof req - 1, 1) < 0) return 1;
-            while ((r = read(fd, ans + got, sizeof ans - 1 - got)) > 0) got += (size_t)r;
+            if (io_all(fd, (char *)req, strlen(req), 1) < 0) return 1;
+            for (;;) {                   /* keep-alive: until the body ends the answer */
+                ans[got] = 0;
+                if (!reconnect && strstr(ans, "Hello, World!")) break;
+                if ((r = read(fd, ans + got, sizeof ans - 1 - got)) <= 0) break;
+                got += (size_t)r;
+            }
             ans[got] = 0;
-            close(fd);
+            if (reconnect) close(fd);
             if (strncmp(ans, "HTTP/1.1 200 OK", 15) != 0 || !strstr(ans, "Hello, World!")) {
                 fprintf(stderr, "pingpong: bad answer at request %ld\n", i);
                 return 2;
@@ -89,7 +97,7 @@ int main(int argc, char **argv) {
             fprintf(stderr, "pingpong: mismatch at round trip %ld\n", i);
             return 2;
         }
-        if (reconnect) close(fd);
+        if (reconnect && size) close(fd);
     }
     if (!reconnect) close(fd);
     printf("RESULT mode=pingpong n=%ld size=%zu reconnect=%d\n", n, size, reconnect);

@@ -11,6 +11,7 @@
 #     batch it with: the worst case per round trip, repeatable to about 1%;
 #   accept: pingpong.c with a conn per round trip of 8 bytes (connect,
 #     ping, echo, close: per accepted conn, one conn at a time);
+#   http: keep-alive requests over one conn to the http server (per request);
 #   http-close: the same against the http server, one request with
 #     "Connection: close" per conn (per request);
 #   bulk: the harness's `loadgen bulk -n MIB` (per MiB; how reads split
@@ -41,7 +42,7 @@ port=$((24000 + RANDOM % 2000))
 total() {
     port=$((port + 1))
     local srv=echo
-    [ "$1" = http-close ] && srv=http
+    case $1 in http*) srv=http ;; esac
     case $which in
         c-epoll) cmd=("$bench/build/c-epoll" "$srv" "$port") ;;
         *) cmd=("${CG_LUA:-lua5.4}" "$root/bench/server.lua" "$srv" "$port") ;;
@@ -54,6 +55,7 @@ total() {
         echo64) res=$("$tmp/pingpong" "$port" "$2" 64) ;;
         echo4k) res=$("$tmp/pingpong" "$port" "$2" 4096) ;;
         accept) res=$("$tmp/pingpong" "$port" "$2" 8 1000 1) ;;
+        http) res=$("$tmp/pingpong" "$port" "$2" 0 1000 0) ;;
         http-close) res=$("$tmp/pingpong" "$port" "$2" 0 1000 1) ;;
         bulk) res=$("$lg" bulk -p "$port" -n "$2" | tail -1) ;;
     esac
