@@ -7,14 +7,15 @@ local lu = require "luaunit"
 local net = require "coronet"
 local tls = net.tls
 local H = dofile("spec/helpers.lua")
-local CA = dofile("spec/tlsca.lua").make()
+local TLSCA = dofile("spec/tlsca.lua")
+local CA = TLSCA.make()
 
 local SRV = assert(tls.config{cert_file = CA.leaf, key_file = CA.leaf_key})
 local CLI = assert(tls.config{ca_file = CA.ca})
 
 local T, spawn = H.watched(20)
 
-local function addr(ln, host) return (host or "127.0.0.1") .. ":" .. ln:addr().port end
+local addr = TLSCA.addr
 
 --- A TLS echo server on 127.0.0.1:0 (cfg, default SRV), one task per conn.
 local function echo_server(defer, cfg)
@@ -137,16 +138,7 @@ end)
 
 --- tls_pair(defer [, srv_cfg]) -> a (client, handshaken), b (server, handshaken).
 local function tls_pair(defer, srv_cfg)
-    local ln = assert(tls.listen("tcp", "127.0.0.1:0", srv_cfg or SRV))
-    local t = net.go(function()
-        local b = assert(ln:accept())
-        assert(b:handshake())
-        return b
-    end)
-    local a = defer(assert(tls.dial("tcp", addr(ln, "localhost"), CLI)))
-    local b = defer(assert(t:wait()))
-    ln:close()
-    return a, b
+    return TLSCA.pair(defer, srv_cfg or SRV, CLI)
 end
 
 -- a (client) writing size bytes (more than the socket buffers hold) that b

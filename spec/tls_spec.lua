@@ -7,7 +7,8 @@ local lu = require "luaunit"
 local net = require "coronet"
 local tls = net.tls
 local H = dofile("spec/helpers.lua")
-local CA = dofile("spec/tlsca.lua").make()
+local TLSCA = dofile("spec/tlsca.lua")
+local CA = TLSCA.make()
 
 local SLOW = os.getenv("SPEC_SLOW") ~= nil      -- under valgrind: fewer rounds
 
@@ -47,7 +48,7 @@ local function echo_server(defer, cfg, opts)
     return ln, seen
 end
 
-local function addr(ln, host) return (host or "127.0.0.1") .. ":" .. ln:addr().port end
+local addr = TLSCA.addr
 
 -- A port free on 127.0.0.1 now (for peers that can't report theirs).
 local function free_port()
@@ -681,18 +682,9 @@ end
 -- conn semantics over TLS
 ---------------------------------------------------------------------------
 
--- A verified TLS pair over loopback: client a, server b (handshake done).
-local function tls_pair(defer)
-    local ln = assert(tls.listen("tcp", "127.0.0.1:0", SRV))
-    local t = net.go(function()                  -- the server handshakes as the client dials
-        local b = assert(ln:accept())
-        assert(b:handshake())
-        return b
-    end)
-    local a = defer(assert(tls.dial("tcp", addr(ln, "localhost"), CLI)))
-    local b = defer(assert(t:wait()))
-    ln:close()
-    return a, b
+--- tls_pair(defer [, srv_cfg]) -> a (client, handshaken), b (server, handshaken).
+local function tls_pair(defer, srv_cfg)
+    return TLSCA.pair(defer, srv_cfg or SRV, CLI)
 end
 
 function TestTLS:test_reader_and_writer_racing_into_the_handshake()

@@ -6,7 +6,29 @@
 --   CA.self / CA.self_key (self-signed localhost), CA.other / CA.other_key
 --   (localhost from an untrusted CA), CA.client / CA.client_key (CN=client)
 --   CA:remove() deletes the directory.
+-- M.addr(ln [, host]) and M.pair(defer, srv, cli): a listener's address
+-- by name, and a handshaken loopback TLS pair.
 local M = {}
+
+--- addr(ln [, host]) -> "host:port" of listener ln (host: 127.0.0.1).
+function M.addr(ln, host) return (host or "127.0.0.1") .. ":" .. ln:addr().port end
+
+--- pair(defer, srv, cli) -> a (client), b (server): a verified TLS pair over
+-- loopback with both handshakes done (the server's as the client dials),
+-- srv and cli the tls.configs; both closed by defer.
+function M.pair(defer, srv, cli)
+    local net, tls = require "coronet", require "coronet.tls"
+    local ln = assert(tls.listen("tcp", "127.0.0.1:0", srv))
+    local t = net.go(function()
+        local b = assert(ln:accept())
+        assert(b:handshake())
+        return b
+    end)
+    local a = defer(assert(tls.dial("tcp", M.addr(ln, "localhost"), cli)))
+    local b = defer(assert(t:wait()))
+    ln:close()
+    return a, b
+end
 
 local function sh(cmd)
     local ok = os.execute("unset LD_PRELOAD; " .. cmd .. " >/dev/null 2>&1")
