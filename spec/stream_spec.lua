@@ -331,6 +331,23 @@ end)
 
 -- ===== unix sockets: paths and the abstract namespace =====
 
+-- An accepted conn keeps room for addresses of its listener's family only
+-- (16 bytes each for IPv4): both ends must still read back whole, for
+-- IPv4, IPv6 and a dual-stack listener taking an IPv4 client.
+TestStreamListenDial.test_accepted_conn_addresses_by_family = T(function(defer)
+    for _, case in ipairs({{"127.0.0.1:0", "127.0.0.1"}, {"[::1]:0", "[::1]"},
+                           {"[::]:0", "127.0.0.1"}, {"0.0.0.0:0", "127.0.0.1"}}) do
+        local ln = defer(assert(net.listen("tcp", case[1])))
+        local t = spawn(function() return ln:accept() end)
+        local c = defer(assert(net.dial("tcp", case[2] .. ":" .. ln:addr().port)))
+        local s = defer(assert(join(t)))
+        lu.assertEquals(tostring(s:local_addr()), tostring(c:remote_addr()), case[1])
+        lu.assertEquals(tostring(s:remote_addr()), tostring(c:local_addr()), case[1])
+        lu.assertEquals(s:remote_addr().port, c:local_addr().port)
+        lu.assertEquals(s:local_addr().port, ln:addr().port)
+    end
+end)
+
 TestStreamUnix = {}
 
 TestStreamUnix.test_unix_path_roundtrip_addrs_and_unlink = T(function(defer)
