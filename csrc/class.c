@@ -32,24 +32,27 @@ static int class_sentinel_gc(lua_State *L) {
     return 0;
 }
 
-void *class_check(lua_State *L, int idx, const void *key, const char *mt) {
+void *class_test(lua_State *L, int idx, const void *key) {
     void *p = lua_touserdata(L, idx);
-    if (p && lua_getmetatable(L, idx)) {
-        const void *m = lua_topointer(L, -1);
-        for (int i = 0; i < CLASS_CACHED; i++) {
-            if (class_cache[i].key != key) continue;
-            if (class_cache[i].mt == m) {
-                lua_pop(L, 1);
-                return p;
-            }
-            break;
+    if (!p || !lua_getmetatable(L, idx)) return NULL;
+    const void *m = lua_topointer(L, -1);
+    for (int i = 0; i < CLASS_CACHED; i++) {
+        if (class_cache[i].key != key) continue;
+        if (class_cache[i].mt == m) {
+            lua_pop(L, 1);
+            return p;
         }
-        lua_rawgetp(L, LUA_REGISTRYINDEX, key);   /* another state's, or not cached */
-        int same = lua_rawequal(L, -1, -2);
-        lua_pop(L, 2);
-        if (same) return p;
+        break;
     }
-    return luaL_checkudata(L, idx, mt);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, key);   /* another state's, or not cached */
+    int same = lua_rawequal(L, -1, -2);
+    lua_pop(L, 2);
+    return same ? p : NULL;
+}
+
+void *class_check(lua_State *L, int idx, const void *key, const char *mt) {
+    void *p = class_test(L, idx, key);
+    return p ? p : luaL_checkudata(L, idx, mt);   /* raises (or another state's lookup) */
 }
 
 void class_register_keyed(lua_State *L, const char *mt, const void *key,

@@ -18,6 +18,10 @@ void class_register(lua_State *L, const char *mt, const luaL_Reg *meta,
  * with a cached metatable instead of hashing the name. */
 void *class_check(lua_State *L, int idx, const void *key, const char *mt);
 
+/* class_test: the userdata at idx if its metatable is the class's
+ * registered under key (class_register_keyed), else NULL. */
+void *class_test(lua_State *L, int idx, const void *key);
+
 /* class_register_keyed: class_register, and store the metatable in the
  * registry under the light key too (for class_check). */
 void class_register_keyed(lua_State *L, const char *mt, const void *key,

@@ -19,39 +19,19 @@
 
 #define CONN_READ_DEFAULT 16384  /* also the ceiling: the loop's shared buffer (loop.c) */
 
-/* The metatables (as pointers) of plain and TLS conns in the Lua state
- * that registered them last. conn_check_at compares a userdata's metatable
- * with them before the lookup by name, which hashes the name on every
- * call; another state's conns just take the named path. Cleared when that
- * state closes (conn_classes_gc), so a pointer here is always live. */
-static const void *conn_mts[2];
-static const char CONNMT_KEY = 0;   /* registry: CONN_MT, found without hashing its name */
+/* Registry keys of the plain and TLS conn metatables (class_register_keyed):
+ * a conn is recognised by comparing its metatable with the cached one
+ * instead of looking the class up by name on every call. */
+static const char CONNMT_KEY = 0;
+static const char TLSCONNMT_KEY = 0;
 
 conn *conn_check_at(lua_State *L, int idx) {
-    void *p = lua_touserdata(L, idx);
-    if (p && lua_getmetatable(L, idx)) {
-        const void *mt = lua_topointer(L, -1);
-        lua_pop(L, 1);
-        if (mt && (mt == conn_mts[0] || mt == conn_mts[1])) return p;
-    }
-    conn *c = luaL_testudata(L, idx, CONN_MT);
-    return c ? c : luaL_checkudata(L, idx, TLSCONN_MT);
+    conn *c = class_test(L, idx, &CONNMT_KEY);
+    return c ? c : class_check(L, idx, &TLSCONNMT_KEY, TLSCONN_MT);
 }
 
 conn *conn_test_plain(lua_State *L, int idx) {
-    void *p = lua_touserdata(L, idx);
-    if (p && lua_getmetatable(L, idx)) {
-        const void *mt = lua_topointer(L, -1);
-        lua_pop(L, 1);
-        if (mt && mt == conn_mts[0]) return p;
-    }
-    return luaL_testudata(L, idx, CONN_MT);
-}
-
-static int conn_classes_gc(lua_State *L) {
-    (void)L;
-    conn_mts[0] = conn_mts[1] = NULL;
-    return 0;
+    return class_test(L, idx, &CONNMT_KEY);
 }
 
 static conn *conn_check(lua_State *L) {
@@ -811,13 +791,9 @@ static const luaL_Reg conn_funcs[] = {
 };
 
 void conn_register_class(lua_State *L, const char *mt, const luaL_Reg *extra) {
-    class_register(L, mt, conn_meta, conn_methods);
+    class_register_keyed(L, mt, strcmp(mt, CONN_MT) == 0 ? &CONNMT_KEY : &TLSCONNMT_KEY,
+                         conn_meta, conn_methods);
     luaL_getmetatable(L, mt);
-    conn_mts[strcmp(mt, CONN_MT) != 0] = lua_topointer(L, -1);
-    if (strcmp(mt, CONN_MT) == 0) {
-        lua_pushvalue(L, -1);
-        lua_rawsetp(L, LUA_REGISTRYINDEX, &CONNMT_KEY);
-    }
     if (extra) {
         lua_getfield(L, -1, "__index");
         luaL_setfuncs(L, extra, 0);
@@ -826,17 +802,9 @@ void conn_register_class(lua_State *L, const char *mt, const luaL_Reg *extra) {
     lua_pop(L, 1);                               /* pop metatable */
 }
 
-static const char CONN_CLASSES_KEY = 0;  /* registry: the userdata whose __gc clears conn_mts */
-
 /* conn_open: register CONN_MT and add the conn constructors to the table
  * on top of the stack. */
 int conn_open(lua_State *L) {
-    lua_newuserdatauv(L, 1, 0);                  /* made first: finalised after every conn */
-    lua_createtable(L, 0, 1);
-    lua_pushcfunction(L, conn_classes_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_setmetatable(L, -2);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &CONN_CLASSES_KEY);
     conn_register_class(L, CONN_MT, NULL);
     luaL_setfuncs(L, conn_funcs, 0);
     return 0;

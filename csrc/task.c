@@ -79,8 +79,6 @@ static void thread_del(loop *lp, const lua_State *co) {
     }
 }
 
-static loop *loop_cached;   /* the loop of the last lookup: one Lua state in practice */
-
 /* The last coroutine task_current found and its task: a read, its
  * continuation and the write after it all ask for the same one. Cleared
  * when that task ends or is collected, so a thread address here always
@@ -90,13 +88,7 @@ static task *current_task;
 
 task *task_current(lua_State *L) {
     if (L == current_co) return current_task;
-    loop *lp = loop_cached;
-    if (!lp) lp = loop_cached = loop_get(L);
-    task *t = thread_get(lp, L);
-    if (!t && lp != loop_get(L)) {      /* another Lua state in this process */
-        lp = loop_cached = loop_get(L);
-        t = thread_get(lp, L);
-    }
+    task *t = thread_get(loop_get(L), L);
     if (t) {
         current_co = L;
         current_task = t;
@@ -111,7 +103,6 @@ void task_loop_free(loop *lp) {
     lp->freeanchor = NULL;
     lp->capthread = lp->nthread = 0;
     lp->nfreeanchor = lp->capfreeanchor = lp->nanchor = 0;
-    if (loop_cached == lp) loop_cached = NULL;
     if (current_task && current_task->lp == lp) current_co = NULL, current_task = NULL;
 }
 
