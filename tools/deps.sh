@@ -6,7 +6,7 @@ set -eu
 job=${1:-check}
 pkgs="lua5.4 liblua5.4-dev libc-ares-dev libssl-dev gcc make pkg-config"
 case $job in
-    check) pkgs="$pkgs lua-unit luarocks valgrind socat curl dnsmasq-base redis-server slowhttptest openssl" ;;
+    check) pkgs="$pkgs lua-unit luarocks valgrind socat curl dnsmasq-base redis-server slowhttptest openssl sslscan iproute2" ;;
     bench) pkgs="$pkgs lua-luv lua-cqueues lua-socket golang-go wrk" ;;
     lint) pkgs="$pkgs lua-check lua-ldoc" ;;
     fuzz) pkgs="$pkgs clang-14" ;;
