@@ -407,6 +407,8 @@ static void task_step(lua_State *L, loop *lp, task *t) {
         }
         nargs = lua_gettop(co) - 1;             /* body, then fn and its arguments */
     }
+    current_co = co;                          /* its first call will ask: no map probe */
+    current_task = t;
     int status = lua_resume(co, L, nargs, &nres);
     if (status == LUA_YIELD) {
         int park = nres == 1 && lua_touserdata(co, -1) == &task_park_token;
