@@ -15,13 +15,18 @@
 #   http-close: the same against the http server, one request with
 #     "Connection: close" per conn (per request);
 #   bulk: the harness's `loadgen bulk -n MIB` (per MiB; how reads split
-#     the stream depends on timing, so this one moves by a percent or two).
+#     the stream depends on timing, so this one moves by a percent or two);
+#   echo64-c50: the harness's own echo load, `loadgen echo -c 50 -s 64`,
+#     for D seconds (the work is the round trips it reports, rps x D): what
+#     a round trip costs when one poll serves many conns and every resume
+#     switches coroutine, as in the benchmark. Timing sets how many round
+#     trips share a poll, so this one moves by a few percent.
 # Rows are appended to bench/callgrind/results.tsv:
 #   label workload instr_per_op ops total_instr
 # (ops and total_instr: the differences.) Environment:
 #   WORKLOADS="echo64 echo4k bulk", CG_N="1000 4000" (round trips),
-#   CG_MIB="16 80", CG_LUA=lua5.4 (an unstripped build of the same Lua names
-#   its functions), CG_KEEP=PREFIX keeps both runs' files as PREFIX.WORKLOAD.small
+#   CG_MIB="16 80", CG_SECS="3 9" (echo64-c50), CG_LUA=lua5.4 (an unstripped
+#   build of the same Lua names its functions), CG_KEEP=PREFIX keeps both runs' files as PREFIX.WORKLOAD.small
 #   and .large (bench/callgrind/profile.sh turns them into a per-op profile).
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -38,7 +43,8 @@ cc -O2 -o "$tmp/pingpong" "$root/bench/callgrind/pingpong.c"
 export LUA_PATH="$root/lua/?.lua;$root/lua/?/init.lua;;" LUA_CPATH="$root/build/?.so;;"
 port=$((24000 + RANDOM % 2000))
 
-# total WORKLOAD AMOUNT -> the server's whole-run instruction count
+# total WORKLOAD AMOUNT -> the server's whole-run instruction count and
+# the operations done (AMOUNT, except for echo64-c50: the round trips made)
 total() {
     port=$((port + 1))
     local srv=echo
@@ -58,26 +64,32 @@ total() {
         http) res=$("$tmp/pingpong" "$port" "$2" 0 1000 0) ;;
         http-close) res=$("$tmp/pingpong" "$port" "$2" 0 1000 1) ;;
         bulk) res=$("$lg" bulk -p "$port" -n "$2" | tail -1) ;;
+        echo64-c50) res=$(taskset -c 1 "$lg" echo -c 50 -s 64 -d "$2" -p "$port" | tail -1) ;;
     esac
     kill -TERM "$pid"
     wait "$pid" 2>/dev/null || true
     case $res in
-        *mode=pingpong*|*"complete=1"*"mismatches=0"*) ;;
+        *mode=pingpong*|*"complete=1"*"mismatches=0"*|*mode=echo*" errors=0 mismatches=0"*) ;;
         *) echo "run.sh: $1 failed: $res" >&2; exit 1 ;;
     esac
-    awk '/^totals:/ {t = $2} END {print t}' "$tmp/cg.out"
+    local ops=$2
+    case $1 in echo64-c50) ops=$(sed -n 's/.* rps=\([0-9]*\).*/\1/p' <<< "$res"); ops=$((ops * $2)) ;; esac
+    awk -v ops="$ops" '/^totals:/ {t = $2} END {print t, ops}' "$tmp/cg.out"
 }
 
 for wl in ${WORKLOADS:-echo64 echo4k bulk}; do
     case $wl in
         bulk) read -r a b <<< "${CG_MIB:-16 80}" ;;
+        echo64-c50) read -r a b <<< "${CG_SECS:-3 9}" ;;
         *) read -r a b <<< "${CG_N:-1000 4000}" ;;
     esac
-    t1=$(total "$wl" "$a")
+    r=$(total "$wl" "$a")                     # a failed run stops the script (set -e)
+    read -r t1 o1 <<< "$r"
     [ -z "${CG_KEEP:-}" ] || cp "$tmp/cg.out" "$CG_KEEP.$wl.small"
-    t2=$(total "$wl" "$b")
+    r=$(total "$wl" "$b")
+    read -r t2 o2 <<< "$r"
     [ -z "${CG_KEEP:-}" ] || cp "$tmp/cg.out" "$CG_KEEP.$wl.large"
-    ops=$((b - a)) diff=$((t2 - t1))
+    ops=$((o2 - o1)) diff=$((t2 - t1))
     per=$(awk -v t="$diff" -v o="$ops" 'BEGIN { printf "%.0f", t / o }')
     printf '%s\t%s\t%s\t%s\t%s\n' "$label" "$wl" "$per" "$ops" "$diff" | tee -a "$out"
 done
