@@ -17,7 +17,8 @@
 #include "sock.h"
 #include "tls.h"
 
-#define CONN_READ_DEFAULT 16384  /* also the ceiling: the loop's shared buffer (loop.c) */
+#define CONN_READ_DEFAULT 16384  /* read's max when none is given; the ceiling is the loop's
+                                  * shared buffer, 64 KiB (loop.c) */
 
 /* Registry keys of the plain and TLS conn metatables (class_register_keyed):
  * a conn is recognised by comparing its metatable with the cached one
@@ -139,11 +140,10 @@ static int conn_fail(lua_State *L, conn *c, const char *op, const char *sys, int
 static int conn_read_k(lua_State *L, int status, lua_KContext kctx);
 static int conn_read_run(lua_State *L, conn *c, task *t, int status, int ctxidx, size_t max);
 
-/* conn:read([max] [, ctx]) -> data | nil, err: 1..min(max, 16 KiB)
+/* conn:read([max] [, ctx]) -> data | nil, err: 1..min(max, 64 KiB)
  * bytes (max defaults to 16 KiB), or nil, net.EOF at end of stream. One
- * recv into the loop's shared 16 KiB buffer: on loopback, 16 KiB chunks
- * moved a stream faster than 32 or 64 KiB ones (docs/performance.md);
- * read_full and read_into take bigger pieces. */
+ * recv into the loop's shared 64 KiB buffer; read_full and read_into take
+ * bigger pieces. */
 static int conn_read(lua_State *L) {
     conn *c = conn_check(L);
     int ctxidx = ctx_find(L, 2);
@@ -203,7 +203,7 @@ int conn_read_park(lua_State *L, conn *c, task *t, int want, int ctxidx, lua_KCo
 }
 
 /* A read's continuation context: the ctx index (0, 2 or 3) in the low
- * byte, the byte limit (at most the shared buffer's 16 KiB) above it. */
+ * byte, the byte limit (at most the shared buffer's 64 KiB) above it. */
 #define READ_KCTX(ctxidx, max) ((lua_KContext)(((lua_KContext)(max) << 8) | (ctxidx)))
 
 /* The continuation runs in the frame that parked: index 1 is the conn

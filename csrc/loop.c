@@ -20,7 +20,7 @@ static const char BLOCK_KEY = 0;  /* registry: sched.block (Lua) */
 static const char CTXMT_KEY = 0;  /* registry: net.context's metatable */
 static const char CTXFN_KEY = 0;  /* registry: {enter, leave, err} from context.lua */
 
-#define LOOP_RBUFSZ 16384    /* the shared read buffer: the most one conn:read returns */
+#define LOOP_RBUFSZ 65536    /* the shared read buffer: the most one conn:read returns */
 
 static const char *const loop_kind_names[PARK_NKINDS] = {
     "none", "read", "write", "accept", "connect", "sleep", "chan",

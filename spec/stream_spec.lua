@@ -524,6 +524,31 @@ TestStreamRead.test_read_default_max_and_cap = T(function(defer)
     lu.assertEquals(c:read(1 << 20), "x")
 end)
 
+-- read() takes at most 16 KiB; read(max) up to max, to 64 KiB (the loop's
+-- shared buffer). With the writer blocked, the kernel holds a full window
+-- of data for c, far more than 16 KiB, so one recv can fill either.
+TestStreamRead.test_read_takes_what_max_allows = T(function(defer)
+    local c, s = pair(defer)
+    local big = pattern(4 << 20, 5)
+    local w = spawn(function() return s:write(big) end)
+    wait_blocked("write")
+    local got, n = {}, 0
+    local first = assert(c:read())
+    lu.assertEquals(#first, 16384, "read() with no max: 16 KiB")
+    got[1], n = first, #first
+    local most = 0
+    while n < #big do
+        local d = assert(c:read(65536))
+        lu.assertTrue(#d <= 65536, "read(65536) returns at most 64 KiB")
+        if #d > most then most = #d end
+        got[#got + 1] = d
+        n = n + #d
+    end
+    lu.assertEquals(join(w), #big)
+    lu.assertTrue(table.concat(got) == big)
+    lu.assertTrue(most > 16384, "read(65536) took more than 16 KiB at a time: " .. most)
+end)
+
 TestStreamRead.test_read_waits_for_data = T(function(defer)
     local c, s = pair(defer)
     local r = spawn(function() return c:read(100) end)
