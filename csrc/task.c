@@ -79,10 +79,11 @@ static void thread_del(loop *lp, const lua_State *co) {
     }
 }
 
-/* The last coroutine task_current found and its task: a read, its
- * continuation and the write after it all ask for the same one. Cleared
- * when that task ends or is collected, so a thread address here always
- * belongs to a live task. */
+/* The coroutine of the task task_step resumes last (or the last one
+ * task_current found outside it) and its task: a read, its continuation
+ * and the write after it all ask for the same one. Cleared when that task
+ * ends or its loop is freed, so a thread address here always belongs to a
+ * live task. */
 static const lua_State *current_co;
 static task *current_task;
 
