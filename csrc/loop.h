@@ -49,7 +49,7 @@ typedef struct task {
     uint8_t reason;      /* enum wake_reason of the last wake */
     uint8_t canceled;    /* task:cancel(): every park ends at once, canceled */
     /* Kept for sched.lua (t.started, ...): bits, so a task stays 80 bytes. */
-    unsigned started : 1;   /* it has run (until then co holds body, fn, args) */
+    unsigned started : 1;   /* it has run (until then co holds fn, args) */
     unsigned done : 1;      /* it has ended */
     unsigned ok : 1;        /* it returned rather than raised */
     unsigned observed : 1;  /* someone takes its result (t:wait, net.run) */
@@ -122,8 +122,9 @@ typedef struct loop {
     int *freeanchor;     /* free slots of the task table (task.c) */
     int nfreeanchor, capfreeanchor, nanchor;
     lua_Integer next_id; /* the last task id given out */
-    int ref_tasks, ref_body, ref_finish, ref_taskmt; /* registry refs (task.c): an
-                          * array slot each, found faster than a hashed key */
+    int ref_tasks, ref_finish, ref_taskmt; /* registry refs (task.c): an array
+                          * slot each, found faster than a hashed key */
+    int sched_ready;     /* sched.lua called task_setup: tasks may be made */
     int nfds;            /* open handles */
     int nfdwait;         /* tasks parked on a handle */
     int nblocked[PARK_NKINDS];

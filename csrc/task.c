@@ -1,7 +1,8 @@
 /* task.c - the task object and the resume step. A task is one userdata:
  * the handle net.go returns (its methods come from sched.lua) and the
- * record the loop parks and wakes (loop.h). It runs sched.lua's body
- * function in its own coroutine; while it lives, the loop's task table
+ * record the loop parks and wakes (loop.h). It runs its function in its
+ * own coroutine, as that coroutine's main function (no frame of the
+ * scheduler's lies under it); while it lives, the loop's task table
  * anchors it. core.run_ready resumes the woken tasks in C and hands each
  * task that ends to sched.lua's finish. Fields the scheduler or a user sets
  * that C does not know go to a table made on first use, so an idle task
@@ -293,7 +294,7 @@ task *task_check(lua_State *L, int idx) {
 
 /* ---- making and resuming tasks -------------------------------------- */
 
-/* core.spawn(fn, ...) -> task: a new task that will run body(fn, ...) in a
+/* core.spawn(fn, ...) -> task: a new task that will run fn(...) in a
  * new coroutine, queued to start on the next loop turn. fn must be a
  * function or callable; the error names the caller's caller (net.go's). */
 static int task_spawn(lua_State *L) {
@@ -311,10 +312,9 @@ static int task_spawn(lua_State *L) {
     loop *lp = loop_get(L);
     lua_State *co = lua_newthread(L);
     lua_rotate(L, 1, 1);                       /* the thread first, then fn, args */
-    if (!lua_checkstack(co, n + 1)) return luaL_error(L, "coronet: too many arguments");
-    if (lua_rawgeti(co, LUA_REGISTRYINDEX, lp->ref_body) != LUA_TFUNCTION)
-        return luaL_error(L, "coronet: scheduler not loaded");
-    lua_xmove(L, co, n);
+    if (!lua_checkstack(co, n)) return luaL_error(L, "coronet: too many arguments");
+    if (!lp->sched_ready) return luaL_error(L, "coronet: scheduler not loaded");
+    lua_xmove(L, co, n);                       /* fn and its arguments */
     task *t = lua_newuserdatauv(L, sizeof *t, 1);
     memset(t, 0, sizeof *t);
     t->lp = lp;
@@ -406,7 +406,7 @@ static void task_step(lua_State *L, loop *lp, task *t) {
             task_ended(L, lp, t, -1, 0);
             return;
         }
-        nargs = lua_gettop(co) - 1;             /* body, then fn and its arguments */
+        nargs = lua_gettop(co) - 1;             /* fn, then its arguments */
     }
     current_co = co;                          /* its first call will ask: no map probe */
     current_task = t;
@@ -455,18 +455,16 @@ static int task_run_ready(lua_State *L) {
     return 1;
 }
 
-/* core.task_setup(methods, body, finish): sched.lua registers the task
- * methods (and __tostring), the function every task's coroutine runs and
- * the function told of each end. */
+/* core.task_setup(methods, finish): sched.lua registers the task methods
+ * (and __tostring) and the function told of each end; spawn refuses to
+ * make tasks until then. */
 static int task_setup(lua_State *L) {
     luaL_checktype(L, 1, LUA_TTABLE);
     luaL_checktype(L, 2, LUA_TFUNCTION);
-    luaL_checktype(L, 3, LUA_TFUNCTION);
     loop *lp = loop_get(L);
     lua_pushvalue(L, 2);
-    lua_rawseti(L, LUA_REGISTRYINDEX, lp->ref_body);
-    lua_pushvalue(L, 3);
     lua_rawseti(L, LUA_REGISTRYINDEX, lp->ref_finish);
+    lp->sched_ready = 1;
     luaL_getmetatable(L, TASK_MT);
     lua_pushvalue(L, 1);
     lua_pushcclosure(L, task_index, 1);
@@ -514,7 +512,7 @@ static int task_live(lua_State *L) {
 static int task_fn(lua_State *L) {
     task *t = task_check(L, 1);
     if (t->started || !t->co || !lua_checkstack(t->co, 1)) return 0;
-    lua_pushvalue(t->co, 2);                  /* co's stack: body, fn, args */
+    lua_pushvalue(t->co, 1);                  /* co's stack: fn, args */
     lua_xmove(t->co, L, 1);
     return 1;
 }
@@ -543,9 +541,7 @@ int task_open(lua_State *L) {
     if (!lp->ref_tasks) {
         lua_newtable(L);
         lp->ref_tasks = luaL_ref(L, LUA_REGISTRYINDEX);
-        lua_pushboolean(L, 0);                 /* placeholders until task_setup */
-        lp->ref_body = luaL_ref(L, LUA_REGISTRYINDEX);
-        lua_pushboolean(L, 0);
+        lua_pushboolean(L, 0);                 /* a placeholder until task_setup */
         lp->ref_finish = luaL_ref(L, LUA_REGISTRYINDEX);
         luaL_getmetatable(L, TASK_MT);
         lp->ref_taskmt = luaL_ref(L, LUA_REGISTRYINDEX);

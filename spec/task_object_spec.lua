@@ -49,6 +49,29 @@ function TestTaskObject:test_fields_c_keeps_and_fields_users_set()
     end)
 end
 
+-- The task's function is its coroutine's main function: no scheduler
+-- frame lies below it (one frame fewer per task), and a callable table or
+-- a C function runs as well.
+function TestTaskObject:test_the_function_is_the_coroutines_main_function()
+    H.run(function()
+        local fn, bottom
+        fn = function(a, b)
+            local co, level = coroutine.running(), 0
+            while debug.getinfo(co, level + 1, "f") do level = level + 1 end
+            bottom = debug.getinfo(co, level, "f").func
+            return a + b
+        end
+        local t = net.go(fn, 2, 3)
+        lu.assertEquals({t:wait()}, {5})
+        lu.assertIs(bottom, fn)
+        local callable = setmetatable({}, {__call = function(self, x) return self, x end})
+        local r = {net.go(callable, "x"):wait()}
+        lu.assertIs(r[1], callable)
+        lu.assertEquals(r[2], "x")
+        lu.assertEquals({net.go(select, "#", 1, 2, 3):wait()}, {3})
+    end)
+end
+
 function TestTaskObject:test_an_ended_task_lets_its_coroutine_be_collected()
     H.run(function()
         local weak = setmetatable({}, {__mode = "v"})

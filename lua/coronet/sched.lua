@@ -60,12 +60,6 @@ local function finish(t, ok, ...)
     end
 end
 
--- body: the function every task's coroutine runs, body(fn, ...): a tail
--- call, so a parked task holds no frame of its own.
-local function body(fn, ...)
-    return fn(...)
-end
-
 --- go: start `fn(...)` as a new task; it first runs on the next loop turn.
 -- @treturn task a handle with `:wait()`
 function M.go(fn, ...)
@@ -350,8 +344,8 @@ local function where(co, fn)
     end
     if not fn then                                -- the task's function: before it
         local t = core.task_of(co)                -- starts, the one it will run;
-        fn = t and core.task_fn(t)                -- then the bottom frame's (body
-        if not fn then                            -- tail-called it)
+        fn = t and core.task_fn(t)                -- then the bottom frame's (the
+        if not fn then                            -- coroutine's main function)
             local level = 0
             while getinfo(co, level + 1, "l") do level = level + 1 end
             local info = getinfo(co, level, "f")
@@ -408,7 +402,7 @@ function M.tasks()
     return out
 end
 
-core.task_setup(Task, body, finish)
+core.task_setup(Task, finish)
 
 M.now = now
 return M
