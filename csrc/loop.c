@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include "lauxlib.h"
 #include "class.h"
+#include "track.h"
 #include "loop.h"
 #include "timer.h"
 #include "errors.h"
@@ -609,6 +610,7 @@ static int loop_gc(lua_State *L) {
     free(lp->run);
     free(lp->rbuf);
     task_loop_free(lp);
+    track_loop_free(lp);
     while (lp->nbufcache) free(lp->bufcache[--lp->nbufcache]);
     lp->closed = 1;
     if (loop_main_lp == lp) loop_main = NULL, loop_main_lp = NULL;

@@ -84,7 +84,9 @@ typedef struct handle {
      * poller reports it, so the next call parks without a syscall that
      * would fail. hup: the peer hung up or the socket failed; no edge
      * follows, so reads never skip the syscall again. */
-    uint8_t rready, wready, hup;
+    unsigned rready : 1, wready : 1, hup : 1;
+    /* its slot in the registry of tracked objects (track.c), 0: none */
+    unsigned track : 29;
     struct loop *lp;
     task *rd, *wr;       /* parked reader / writer */
     double rdl, wrl;     /* read / write deadlines, absolute; 0 when none */
@@ -125,6 +127,11 @@ typedef struct loop {
     int ref_tasks, ref_finish, ref_taskmt; /* registry refs (task.c): an array
                           * slot each, found faster than a hashed key */
     int sched_ready;     /* sched.lua called task_setup: tasks may be made */
+    int ref_track;       /* registry ref: the tracked objects, weak (track.c) */
+    unsigned track_cap, track_used; /* its slots 1..cap, of which 1..used were given out */
+    lua_Integer *track_ids; /* the creator task's id per slot, 0: none */
+    unsigned *track_free; /* slots given back by __gc, to give out again */
+    unsigned ntrackfree, captrackfree;
     int nfds;            /* open handles */
     int nfdwait;         /* tasks parked on a handle */
     int nblocked[PARK_NKINDS];

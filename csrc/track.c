@@ -1,40 +1,134 @@
 /* track.c - which conns, listeners and packet conns exist, and what their
  * C side knows (fd, deadlines, the tasks parked on them), for
- * net.debug.conns() (lua/coronet/debug.lua). The registry is a weak-keyed
- * table: object -> the id of the task that created it (true when made
- * outside a task), so tracking keeps neither a conn nor a task alive. */
+ * net.debug.conns() (lua/coronet/debug.lua). Tracked objects sit in the
+ * array part of a weak-valued table, one slot each, with the id of the
+ * task that made each (0: made outside a task) in a C array beside it, so
+ * tracking keeps neither a conn nor a task alive. An object's __gc gives
+ * its slot back (track_release) for the next one: tracking a new conn
+ * costs an array store, where a weak-keyed table rehashed its dead keys
+ * every so often. */
+#include <stdlib.h>
 #include "lauxlib.h"
+#include "conn.h"
 #include "loop.h"
 #include "track.h"
 
-static const char TRACK_KEY = 0;
+static void track_push_table(lua_State *L, loop *lp) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lp->ref_track);
+}
+
+/* track_new_table: push an empty weak-valued table with an array part of
+ * cap slots. Every slot is in the array part, so no store ever rehashes
+ * it, and the collector clears it with one pass over the array. */
+static void track_new_table(lua_State *L, unsigned cap) {
+    lua_createtable(L, (int)cap, 0);
+    lua_createtable(L, 0, 1);
+    lua_pushliteral(L, "v");
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+}
+
+/* track_grow: double the slots (the first time: 64) into a new table that
+ * replaces the old one, on top of the stack. 0 when out of memory. */
+static int track_grow(lua_State *L, loop *lp) {
+    unsigned old = lp->track_cap, cap = old ? old * 2 : 64;
+    if (cap > (1u << 29) - 1) return 0;      /* handle.track's width */
+    lua_Integer *ids = realloc(lp->track_ids, cap * sizeof *ids);
+    if (!ids) return 0;
+    lp->track_ids = ids;
+    track_new_table(L, cap);
+    for (unsigned i = 1; i <= old; i++) {
+        lua_rawgeti(L, -2, (lua_Integer)i);
+        lua_rawseti(L, -2, (lua_Integer)i);
+    }
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, LUA_REGISTRYINDEX, lp->ref_track);
+    lua_remove(L, -2);
+    lp->track_cap = cap;
+    return 1;
+}
 
 void track_handle(lua_State *L, int idx) {
     idx = lua_absindex(L, idx);
-    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &TRACK_KEY) != LUA_TTABLE) {
+    handle *h = lua_touserdata(L, idx);
+    loop *lp = loop_get(L);
+    if (!lp->ref_track || h->track) return;
+    track_push_table(L, lp);
+    unsigned slot;
+    if (lp->ntrackfree) {
+        slot = lp->track_free[--lp->ntrackfree];
+    } else if (lp->track_used < lp->track_cap || track_grow(L, lp)) {
+        slot = ++lp->track_used;
+    } else {                                  /* out of memory: left untracked */
         lua_pop(L, 1);
         return;
     }
     lua_pushvalue(L, idx);
-    task *t = task_current(L);
-    if (t && t->id) lua_pushinteger(L, t->id);  /* an id: keeps no coroutine alive */
-    else lua_pushboolean(L, 1);
-    lua_rawset(L, -3);
+    lua_rawseti(L, -2, (lua_Integer)slot);
     lua_pop(L, 1);
+    task *t = task_current(L);
+    lp->track_ids[slot - 1] = t ? t->id : 0;   /* an id: keeps no coroutine alive */
+    h->track = slot;
 }
 
-/* core.track(obj) -> obj: track a conn made on the Lua side. */
+void track_release(lua_State *L, handle *h) {
+    loop *lp = loop_get(L);
+    unsigned slot = h->track;
+    h->track = 0;
+    if (!slot || lp->closed || slot > lp->track_used) return;
+    if (lp->ntrackfree == lp->captrackfree) {
+        unsigned cap = lp->captrackfree ? lp->captrackfree * 2 : 64;
+        unsigned *n = realloc(lp->track_free, cap * sizeof *n);
+        if (!n) return;                       /* the slot stays empty, unused */
+        lp->track_free = n;
+        lp->captrackfree = cap;
+    }
+    lp->track_free[lp->ntrackfree++] = slot;
+}
+
+/* core.track(conn) -> conn: track a conn made on the Lua side. */
 static int track_l(lua_State *L) {
-    luaL_checktype(L, 1, LUA_TUSERDATA);
+    conn_check_at(L, 1);
     track_handle(L, 1);
     lua_settop(L, 1);
     return 1;
 }
 
-/* core.tracked() -> the registry table (weak keys: object -> creator task id). */
+/* core.tracked() -> a new table: each tracked object not yet collected ->
+ * the id of the task that made it (true when made outside a task). */
 static int track_tracked(lua_State *L) {
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &TRACK_KEY);
+    loop *lp = loop_get(L);
+    lua_newtable(L);
+    if (!lp->ref_track) return 1;
+    track_push_table(L, lp);
+    for (unsigned i = 1; i <= lp->track_cap; i++) {
+        if (lua_rawgeti(L, -1, (lua_Integer)i) == LUA_TNIL) {
+            lua_pop(L, 1);
+            continue;
+        }
+        lua_Integer id = lp->track_ids[i - 1];
+        if (id) lua_pushinteger(L, id);
+        else lua_pushboolean(L, 1);
+        lua_rawset(L, -4);
+    }
+    lua_pop(L, 1);
     return 1;
+}
+
+/* core.track_slots() -> how many slots the registry has (spec: slots
+ * freed by __gc are reused, so this follows the live count). */
+static int track_slots(lua_State *L) {
+    lua_pushinteger(L, loop_get(L)->track_cap);
+    return 1;
+}
+
+/* track_loop_free: loop_gc lets go of the ids. */
+void track_loop_free(loop *lp) {
+    free(lp->track_ids);
+    free(lp->track_free);
+    lp->track_ids = NULL;
+    lp->track_free = NULL;
+    lp->track_cap = lp->track_used = lp->ntrackfree = lp->captrackfree = 0;
 }
 
 /* The metatables of objects whose userdata begins with a handle, and the
@@ -102,23 +196,16 @@ static const luaL_Reg track_funcs[] = {
     {"task_kind", track_task_kind},
     {"track", track_l},
     {"tracked", track_tracked},
+    {"track_slots", track_slots},
     {NULL, NULL}
 };
 
 int track_open(lua_State *L) {
-    if (lua_rawgetp(L, LUA_REGISTRYINDEX, &TRACK_KEY) != LUA_TTABLE) {
-        lua_newtable(L);
-        lua_createtable(L, 0, 1);
-        /* Weak keys and values: the values (ids, true) are never collected,
-         * so "v" changes nothing but makes the table all-weak, which the
-         * collector only clears, where a weak-keyed one (an ephemeron
-         * table) is traversed again every cycle: a cost per open conn. */
-        lua_pushliteral(L, "kv");
-        lua_setfield(L, -2, "__mode");
-        lua_setmetatable(L, -2);
-        lua_rawsetp(L, LUA_REGISTRYINDEX, &TRACK_KEY);
+    loop *lp = loop_get(L);
+    if (!lp->ref_track) {
+        track_new_table(L, 0);
+        lp->ref_track = luaL_ref(L, LUA_REGISTRYINDEX);
     }
-    lua_pop(L, 1);
     luaL_setfuncs(L, track_funcs, 0);
     return 0;
 }

@@ -4,11 +4,20 @@
 #define CORONET_TRACK_H
 
 #include "lua.h"
+#include "loop.h"
 
 /* track_handle: remember the conn, listener or packet conn userdata at idx
- * (weakly: tracking never keeps it alive) with the id of the task creating
- * it. O(1); the stack is left as it was. */
+ * (its memory begins with a handle; weakly: tracking never keeps it alive)
+ * with the id of the task creating it. O(1) but for doubling the slots;
+ * the stack is left as it was. */
 void track_handle(lua_State *L, int idx);
+
+/* track_release: the __gc of a tracked object (its slot was cleared by the
+ * collector already) gives its slot back. */
+void track_release(lua_State *L, handle *h);
+
+/* track_loop_free: free the C side of the registry (loop_gc). */
+void track_loop_free(loop *lp);
 
 /* track_open: add core.track, core.tracked, core.handle_info,
  * core.task_kind and core.task_born to the table on top of the stack. */

@@ -115,6 +115,43 @@ function TestDebug:test_tracking_keeps_neither_the_conn_nor_its_creator_alive()
     end)
 end
 
+-- The registry's slots (csrc/track.c): every live object is listed as
+-- it grows past its first sizes, and slots the collector freed are taken
+-- again, so making and dropping conns one after another does not grow it.
+function TestDebug:test_tracking_lists_all_live_and_reuses_freed_slots()
+    H.run(function()
+        local core = require "coronet.core"
+        collectgarbage()
+        local function listed(set)
+            local n = 0
+            for _, e in ipairs(net.debug.conns()) do if set[e.obj] then n = n + 1 end end
+            return n
+        end
+        local live = {}
+        for _ = 1, 300 do live[assert(net.listen_packet("udp", "127.0.0.1:0"))] = true end
+        lu.assertEquals(listed(live), 300)            -- kept through three growths
+        local slots = core.track_slots()
+        lu.assertTrue(slots >= 300)
+        for pc in pairs(live) do pc:close() end
+        live = nil                                    -- luacheck: ignore
+        for round = 1, 20 do                          -- 2000 more, 100 alive at most
+            local batch = {}
+            for _ = 1, 100 do batch[assert(net.listen_packet("udp", "127.0.0.1:0"))] = true end
+            if round == 20 then lu.assertEquals(listed(batch), 100) end
+            for pc in pairs(batch) do pc:close() end
+            batch = nil                               -- luacheck: ignore
+            collectgarbage()
+        end
+        lu.assertEquals(core.track_slots(), slots)    -- no slot more than before
+        local pc = assert(net.listen_packet("udp", "127.0.0.1:0"))
+        lu.assertEquals(core.tracked()[pc], require("coronet.sched").current().id)
+        pc:close()
+    end)
+    local outside = assert(net.listen_packet("udp", "127.0.0.1:0"))
+    lu.assertIs(require("coronet.core").tracked()[outside], true)   -- made outside a task
+    outside:close()
+end
+
 function TestDebug:test_conns_includes_packet_conns()
     H.run(function()
         local pc = assert(net.listen_packet("udp", "127.0.0.1:0"))
