@@ -870,8 +870,38 @@ static int bufr_tostring(lua_State *L) {
 
 /* core.bufio_reader(source [, size [, max]]) -> reader: source is a
  * coronet conn or anything with a read(max) method; the reader keeps it. */
+/* bufr_opts: read bufio.reader's size argument at 2: an integer, or a
+ * table {size =, max_token =} (any other key is an error), or none. The
+ * size defaults to 4096, or max_token when that is smaller. */
+static void bufr_opts(lua_State *L, lua_Integer *size, lua_Integer *max) {
+    *max = BUFR_MAX;
+    if (lua_type(L, 2) != LUA_TTABLE) {
+        *size = luaL_optinteger(L, 2, BUFR_SIZE);
+        *max = luaL_optinteger(L, 3, BUFR_MAX);
+        return;
+    }
+    int has_size = lua_getfield(L, 2, "size") != LUA_TNIL, ok = 1;
+    if (has_size) *size = lua_tointegerx(L, -1, &ok);
+    if (!ok) luaL_error(L, "bufio.reader: size must be an integer");
+    if (lua_getfield(L, 2, "max_token") != LUA_TNIL) *max = lua_tointegerx(L, -1, &ok);
+    if (!ok) luaL_error(L, "bufio.reader: max_token must be an integer");
+    lua_pop(L, 2);
+    if (!has_size) *size = *max < BUFR_SIZE ? *max : BUFR_SIZE;
+    lua_pushnil(L);
+    while (lua_next(L, 2)) {
+        lua_pop(L, 1);
+        const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
+        if (!k || (strcmp(k, "size") && strcmp(k, "max_token")))
+            luaL_error(L, "bufio.reader: unknown option '%s'", luaL_tolstring(L, -1, NULL));
+    }
+}
+
+/* core.bufio_reader(r [, size | {size =, max_token =}]) -> reader, also
+ * called as (r, size, max) by the scanner: net.bufio.reader itself, so
+ * making one runs no Lua and grows no task's stack. */
 static int bufr_new(lua_State *L) {
-    lua_Integer size = luaL_optinteger(L, 2, BUFR_SIZE), max = luaL_optinteger(L, 3, BUFR_MAX);
+    lua_Integer size, max;
+    bufr_opts(L, &size, &max);
     luaL_argcheck(L, size > 0 && size <= BUFR_LIMIT, 2, "size out of range");
     luaL_argcheck(L, max > 0 && max <= BUFR_LIMIT, 3, "max_token out of range");
     conn *c = bufr_check_source(L, 1, "reader");

@@ -106,31 +106,14 @@ core.bufio_init({too_long = M.ErrTooLong, no_progress = M.ErrNoProgress,
                  invalid_unread_byte = M.ErrInvalidUnreadByte,
                  invalid_unread_rune = M.ErrInvalidUnreadRune}, Reader)
 
-local function reader_opts(size, what)
-    local max = DEFAULT_MAX
-    if type(size) == "table" then
-        local o = size
-        size, max = o.size, o.max_token or DEFAULT_MAX
-        for k in pairs(o) do
-            if k ~= "size" and k ~= "max_token" then
-                error(what .. ": unknown option '" .. tostring(k) .. "'", 3)
-            end
-        end
-    end
-    if not size then size = max < DEFAULT_SIZE and max or DEFAULT_SIZE end
-    return size, max
-end
-
 --- reader(r [, size | {size =, max_token =}]) -> reader: a buffered
 -- reader over r, a coronet conn or anything with a `read(max [, ctx])`
 -- method returning data or nil, err. The buffer starts at `size` (4096)
--- and grows up to `max_token` (64 KiB) for one long line only.
+-- and grows up to `max_token` (64 KiB) for one long line only. C
+-- (csrc/bufio.c), options included: making a reader runs no Lua.
 -- @treturn userdata with read, read_full, read_line, read_until, peek,
 -- discard, lines, buffered, size, write_to
-function M.reader(r, size)
-    local sz, max = reader_opts(size, "bufio.reader")
-    return newreader(r, sz, max)
-end
+M.reader = newreader
 
 ---------------------------------------------------------------------------
 -- Split functions (Go's contract: fn(data, at_eof) -> advance, token, err)
