@@ -34,14 +34,18 @@ double loop_now(void) {
 }
 
 /* The loop of the Lua state whose main thread is loop_main: loop_get is
- * called by nearly every C function, and the main thread (an array slot
- * of the registry) is found faster than the loop (a hashed key). Cleared
+ * called by nearly every C function. Called from the running task's
+ * coroutine (the usual case) it is that task's loop; from the main thread,
+ * this one; otherwise the main thread (an array slot of the registry) is
+ * found faster than the loop (a hashed key). Cleared
  * by loop_gc, so a state closed and another made at the same address
  * cannot inherit it. */
 static const lua_State *loop_main;
 static loop *loop_main_lp;
 
 loop *loop_get(lua_State *L) {
+    if (L == current_co) return current_task->lp;   /* the running task's (task.c) */
+    if (L == loop_main && loop_main_lp) return loop_main_lp;
     lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
     const lua_State *main = lua_tothread(L, -1);
     lua_pop(L, 1);

@@ -175,6 +175,12 @@ task *task_check(lua_State *L, int idx);
 /* task_current: the task whose coroutine is L, or NULL outside a task. */
 task *task_current(lua_State *L);
 
+/* task.c's cache of task_current: the coroutine of the task resumed last
+ * (or found last) and that task. A coroutine address here always belongs
+ * to a live task: cleared when it ends or its loop is freed. */
+extern const lua_State *current_co;
+extern task *current_task;
+
 /* loop_ready_push: append t to the ready list; -1 when out of memory. */
 int loop_ready_push(loop *lp, task *t);
 

@@ -82,11 +82,11 @@ static void thread_del(loop *lp, const lua_State *co) {
 
 /* The coroutine of the task task_step resumes last (or the last one
  * task_current found outside it) and its task: a read, its continuation
- * and the write after it all ask for the same one. Cleared when that task
- * ends or its loop is freed, so a thread address here always belongs to a
- * live task. */
-static const lua_State *current_co;
-static task *current_task;
+ * and the write after it all ask for the same one, and so does loop_get.
+ * Cleared when that task ends or its loop is freed, so a thread address
+ * here always belongs to a live task. */
+const lua_State *current_co;
+task *current_task;
 
 task *task_current(lua_State *L) {
     if (L == current_co) return current_task;
