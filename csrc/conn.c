@@ -147,8 +147,14 @@ static int conn_read_run(lua_State *L, conn *c, task *t, int status, int ctxidx,
  * bigger pieces. */
 static int conn_read(lua_State *L) {
     conn *c = conn_check(L);
-    int ctxidx = ctx_find(L, 2);
-    lua_Integer max = ctxidx == 2 ? CONN_READ_DEFAULT : luaL_optinteger(L, 2, CONN_READ_DEFAULT);
+    int top = lua_gettop(L), ctxidx = 0;
+    lua_Integer max = CONN_READ_DEFAULT;
+    if (top == 2 && lua_isinteger(L, 2)) {       /* read(max), the usual call: no ctx */
+        max = lua_tointeger(L, 2);
+    } else if (top > 1) {
+        ctxidx = ctx_find(L, 2);
+        if (ctxidx != 2) max = luaL_optinteger(L, 2, CONN_READ_DEFAULT);
+    }
     if (max <= 0) return sock_arg_error(L, 1, "read", "max must be positive");
     task *t = task_current(L);
     if (!t) return loop_block(L, conn_read, lua_gettop(L));
@@ -379,7 +385,7 @@ void conn_write_unlock(conn *c) {
 static int conn_write_wait_k(lua_State *L, int status, lua_KContext kctx) {
     conn *c = conn_check(L);
     task *t = task_current(L);
-    int ctxidx = lua_isnil(L, 5) ? 0 : 5;
+    int ctxidx = lua_isnoneornil(L, 5) ? 0 : 5;
     int cause = task_resume_cause(L, t, status, ctxidx);
     if (cause) {                          /* gave up waiting: not our turn yet */
         buffer_unpin(L, 2);
@@ -397,11 +403,18 @@ static int conn_write_wait_k(lua_State *L, int status, lua_KContext kctx) {
  * of data:sub(i, j), parking as often as the socket buffer fills. data
  * may be a net.buffer: its bytes are written, not consumed (discard them
  * after), and it stays busy (buffer.h) while the write is parked.
- * Stack while it runs: 1 conn, 2 data, 3 i, 4 j, 5 ctx or nil. */
+ * Stack while it runs: 1 conn, 2 data, 3 i, 4 j, 5 ctx or nil; or, for
+ * write(string) (the usual call), just 1 and 2: the continuations read a
+ * missing i, j and ctx as their defaults. */
 static int conn_write(lua_State *L) {
     conn *c = conn_check(L);
     task *t = task_current(L);
     if (!t) return loop_block(L, conn_write, lua_gettop(L));
+    if (lua_gettop(L) == 2 && lua_type(L, 2) == LUA_TSTRING && !c->wlocked) {
+        size_t len;
+        const char *p = lua_tolstring(L, 2, &len);
+        return conn_write_run(L, c, t, LUA_OK, 0, p, len);
+    }
     int ctxidx = ctx_find(L, 3);
     lua_settop(L, 5);
     if (ctxidx && ctxidx != 5) {
@@ -429,7 +442,7 @@ static int conn_write(lua_State *L) {
 }
 
 static int conn_write_fail(lua_State *L, conn *c, const char *sys, int cause, size_t done) {
-    conn_failx(L, c, "write", sys, cause, lua_isnil(L, 5) ? 0 : 5);
+    conn_failx(L, c, "write", sys, cause, lua_isnoneornil(L, 5) ? 0 : 5);
     lua_pushinteger(L, (lua_Integer)done);
     return 3;
 }
@@ -443,7 +456,7 @@ static int conn_write_k(lua_State *L, int status, lua_KContext kctx) {
 /* The body of write and its continuations: done bytes went out already. */
 static int conn_write_run(lua_State *L, conn *c, task *t, int status, size_t done,
                           const char *p, size_t len) {
-    int ctxidx = lua_isnil(L, 5) ? 0 : 5;
+    int ctxidx = lua_isnoneornil(L, 5) ? 0 : 5;
     int held = status == LUA_YIELD;      /* we parked before: we hold the lock */
     if (held) buffer_unpin(L, 2);
     tls_resumed(c, t, TLS_ROLE_WRITE);

@@ -587,10 +587,6 @@ double handle_deadline_arg(lua_State *L, int idx) {
     return t > 0 ? t : 1e-9;             /* a time in the past, not "none" */
 }
 
-int handle_deadline_passed(double d) {
-    return d > 0 && d <= loop_now();
-}
-
 /* ---- reusable buffers ------------------------------------------------ */
 
 char *loop_buf_get(loop *lp) {

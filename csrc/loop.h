@@ -274,8 +274,11 @@ void handle_set_deadline(handle *h, int rd, int wr, double t);
  * nil (none), a time already past for t <= 0; raises for NaN. */
 double handle_deadline_arg(lua_State *L, int idx);
 
-/* handle_deadline_passed: whether the deadline d is set and already passed. */
-int handle_deadline_passed(double d);
+/* handle_deadline_passed: whether the deadline d is set and already passed
+ * (inline: every read and write asks, and most have no deadline). */
+static inline int handle_deadline_passed(double d) {
+    return d > 0 && d <= loop_now();
+}
 
 int loop_open(lua_State *L);
 
