@@ -1,5 +1,5 @@
 /* bufio.c - net.bufio's reader: a byte buffer owned by a userdata, filled
- * from a source and cut into records in C (memchr/memmem), so a record
+ * from a source and cut into records in C (memchr, memmem), so a record
  * that is already buffered costs exactly one Lua string.
  *
  * A coronet conn source is read with recv() straight into the buffer and
@@ -261,6 +261,25 @@ static int bufr_try_line(lua_State *L, bufr *b, int at_eof, int token) {
     return 1;
 }
 
+/* bufr_find: the first dlen-byte delim d in p[0..n), or NULL. Short
+ * delimiters (HTTP's "\r\n\r\n") are found with memchr on their first
+ * byte and a compare, which beats memmem's set-up on a short record; at
+ * most 8 bytes are compared per candidate, so a hostile run of first
+ * bytes costs 8 per byte. Longer ones go to memmem (linear). */
+#define BUFR_SHORT_DELIM 8
+static const char *bufr_find(const char *p, size_t n, const char *d, size_t dlen) {
+    if (dlen == 1) return memchr(p, d[0], n);
+    if (dlen > BUFR_SHORT_DELIM) return memmem(p, n, d, dlen);
+    const char *end = p + (n - dlen) + 1;          /* where a match may start (n >= dlen) */
+    while (p < end) {
+        const char *q = memchr(p, d[0], (size_t)(end - p));
+        if (!q) return NULL;
+        if (memcmp(q + 1, d + 1, dlen - 1) == 0) return q;
+        p = q + 1;
+    }
+    return NULL;
+}
+
 /* read_until(delim): up to and including delim (at stack index 2). */
 static int bufr_try_until(lua_State *L, bufr *b, int at_eof) {
     size_t dlen;
@@ -268,9 +287,7 @@ static int bufr_try_until(lua_State *L, bufr *b, int at_eof) {
     size_t avail = bufr_avail(b), lim = avail < b->max ? avail : b->max;
     size_t from = b->scan >= dlen ? b->scan - dlen + 1 : 0;
     const char *p = bufr_at(b), *hit = NULL;
-    if (lim >= from + dlen)
-        hit = dlen == 1 ? memchr(p + from, d[0], lim - from)
-                        : memmem(p + from, lim - from, d, dlen);
+    if (lim >= from + dlen) hit = bufr_find(p + from, lim - from, d, dlen);
     if (hit) {
         bufr_take(L, b, (size_t)(hit - p) + dlen);
         return 1;

@@ -127,6 +127,62 @@ TestBufioReader.test_read_until_single_and_multi_byte = T(function()
     lu.assertEquals(part, "c")
 end)
 
+-- read_until cuts where string.find (plain) finds the delimiter, for
+-- short delimiters (memchr and a compare in C) and long ones (memmem):
+-- near misses, overlaps, a delimiter at the very end, random records.
+TestBufioReader.test_read_until_agrees_with_string_find = T(function()
+    local function cuts(data, delim, chunk)
+        local chunks = {}
+        for i = 1, #data, chunk do chunks[#chunks + 1] = data:sub(i, i + chunk - 1) end
+        local rd, got = bufio.reader(src(chunks), {max_token = 1 << 16}), {}
+        while true do
+            local rec, err, part = rd:read_until(delim)
+            if not rec then
+                if part and part ~= "" then got[#got + 1] = part end
+                lu.assertTrue(err == EOF or err == ErrUnexpectedEOF)
+                return got
+            end
+            got[#got + 1] = rec
+        end
+    end
+    local function want(data, delim)
+        local out, pos = {}, 1
+        while pos <= #data do
+            local i = data:find(delim, pos, true)
+            if not i then out[#out + 1] = data:sub(pos); break end
+            out[#out + 1] = data:sub(pos, i + #delim - 1)
+            pos = i + #delim
+        end
+        return out
+    end
+    local fixed = {
+        {"x\r\n\ry\r\n\r\n\r\r\n\r\nz", "\r\n\r\n"},
+        {"aaab|aab|ab", "aab"},
+        {"--bound", "--bound"},
+        {"..123456789..12345678..123456789", "123456789"},   -- 9 bytes: memmem
+        {"\r\r\r\r\r\r\r\n", "\r\r\n"},
+    }
+    for _, c in ipairs(fixed) do
+        for _, chunk in ipairs{1, 3, 64} do
+            lu.assertEquals(cuts(c[1], c[2], chunk), want(c[1], c[2]), c[2] .. " by " .. chunk)
+        end
+    end
+    local rnd = 12345                               -- a fixed LCG: the same cases each run
+    local function rand(n)
+        rnd = (rnd * 1103515245 + 12345) % 2147483648
+        return rnd % n
+    end
+    local alphabet = {"a", "b", "\r", "\n"}
+    for _ = 1, 200 do
+        local len, dlen = 1 + rand(80), 1 + rand(10)
+        local t, d = {}, {}
+        for i = 1, len do t[i] = alphabet[1 + rand(4)] end
+        for i = 1, dlen do d[i] = alphabet[1 + rand(4)] end
+        local data, delim = table.concat(t), table.concat(d)
+        lu.assertEquals(cuts(data, delim, 1 + rand(16)), want(data, delim))
+    end
+end)
+
 TestBufioReader.test_read_until_one_byte_chunks = T(function()
     local data = "xx\r\n\r\nyy\r\n\r\n"
     local chunks = {}
