@@ -12,7 +12,15 @@
  * Memory: the buffer starts at `size`, grows up to `max` for one long
  * record (or to n for read_full(n) / peek(n)), shrinks back to `size`
  * once the record is out, and is freed while the reader waits with
- * nothing buffered: an idle reader holds no buffer.
+ * nothing buffered: an idle reader holds no buffer. A default-sized one
+ * also goes back to the loop's cache when an op leaves it empty.
+ *
+ * Finaliser: a reader starts with a metatable that has no __gc, so one
+ * that never keeps a buffer past an op (a request read whole, as most
+ * are) costs the collector no finaliser. The first time bufio's C code
+ * is left (returning, parking, calling the source or raising) with a
+ * buffer held, bufr_arm gives the reader the metatable with __gc, which
+ * frees the buffer if the reader is dropped with it.
  *
  * Failures other than EOF leave the buffered bytes in place (a timed-out
  * read_line can be retried); at EOF an unfinished record is handed out
@@ -36,6 +44,7 @@
 #define BUFR_NOPROGRESS 100     /* empty reads in a row before ErrNoProgress */
 
 static const char SENTINELS_KEY = 0;    /* registry: {too_long =, no_progress =} */
+static const char LIGHT_MT_KEY = 0;     /* registry: the readers' metatable without __gc */
 
 /* The ops; one runs at a time, its state in the reader. */
 enum { OP_READ, OP_READ_FULL, OP_LINE, OP_UNTIL, OP_PEEK, OP_DISCARD, OP_FILL, OP_TOKEN,
@@ -60,20 +69,38 @@ typedef struct bufr {
     uint8_t file;        /* the source is a Lua file: its read takes no ctx */
     uint8_t lastw;       /* bytes read_byte/read_rune just took (0: none to unread) */
     uint8_t lastrune;    /* ... and they were a rune (unread_rune may put them back) */
+    uint8_t armed;       /* it has the metatable with __gc (bufr_arm) */
     char last[4];        /* those bytes */
 } bufr;
 
-/* The reader at index 1. The methods carry the metatable as upvalue 1,
- * which is cheaper to compare than a registry lookup by name on every
- * read_line; anything else gets luaL_checkudata's error. */
+/* The reader at index 1. The methods carry the two metatables (with
+ * __gc, BUFIO_READER_MT, and without) as upvalues 1 and 2, which is
+ * cheaper to compare than a registry lookup on every read_line; a
+ * function without them (bufr_resume) looks both up; anything else gets
+ * luaL_checkudata's error. */
 static bufr *bufr_check(lua_State *L) {
     bufr *b = lua_touserdata(L, 1);
     if (b && lua_getmetatable(L, 1)) {
-        int ok = lua_rawequal(L, -1, lua_upvalueindex(1));
+        int ok = lua_rawequal(L, -1, lua_upvalueindex(2)) || lua_rawequal(L, -1, lua_upvalueindex(1));
+        if (!ok) {
+            lua_rawgetp(L, LUA_REGISTRYINDEX, &LIGHT_MT_KEY);
+            luaL_getmetatable(L, BUFIO_READER_MT);
+            ok = lua_rawequal(L, -1, -3) || lua_rawequal(L, -2, -3);
+            lua_pop(L, 2);
+        }
         lua_pop(L, 1);                           /* pop its metatable */
         if (ok) return b;
     }
     return luaL_checkudata(L, 1, BUFIO_READER_MT);
+}
+
+/* bufr_arm: the reader at index 1 is about to leave bufio's C code; if it
+ * holds a buffer, it needs its finaliser from now on (see the top). */
+static void bufr_arm(lua_State *L, bufr *b) {
+    if (!b->buf || b->armed) return;
+    b->armed = 1;
+    luaL_getmetatable(L, BUFIO_READER_MT);
+    lua_setmetatable(L, 1);
 }
 
 /* The unread bytes (a valid pointer even with no buffer). */
@@ -223,6 +250,10 @@ static void bufr_release(bufr *b) {
 static void bufr_settle(bufr *b) {
     size_t avail = bufr_avail(b);
     if (!avail) b->r = b->w = 0;
+    if (!avail && b->cap == LOOP_BUFSZ) {        /* a pop from the cache gets it back */
+        bufr_release(b);
+        return;
+    }
     if (b->cap <= b->size || avail > b->size) return;
     if (b->r && avail) memmove(b->buf, b->buf + b->r, avail);
     b->r = 0;
@@ -501,14 +532,21 @@ static int bufr_is_eof(lua_State *L, int idx) {
  * number of results of the failure it pushed. A source that raised
  * raises again from here. */
 static int bufr_called(lua_State *L, bufr *b, int status, int *at_eof) {
-    if (status != LUA_OK && status != LUA_YIELD) return lua_error(L);
+    if (status != LUA_OK && status != LUA_YIELD) {
+        bufr_arm(L, b);                          /* the error is above index 1 */
+        return lua_error(L);
+    }
     if (lua_type(L, -2) == LUA_TSTRING) {
         size_t len;
         const char *s = lua_tolstring(L, -2, &len);
         if (len == 0 && ++b->noprog >= BUFR_NOPROGRESS) return bufr_fail_sentinel(L, b, "no_progress");
         if (len) b->noprog = 0;
-        if (len && bufr_append(b, s, len) < 0) return luaL_error(L, "coronet: out of memory");
+        if (len && bufr_append(b, s, len) < 0) {
+            bufr_arm(L, b);
+            return luaL_error(L, "coronet: out of memory");
+        }
     } else if (!lua_isnil(L, -2)) {
+        bufr_arm(L, b);
         return luaL_error(L, "bufio: the source's read returned a %s (string or nil, err expected)",
                           luaL_typename(L, -2));
     } else if (lua_isnil(L, -1) || bufr_is_eof(L, -1)) {
@@ -524,11 +562,13 @@ static int bufr_called(lua_State *L, bufr *b, int status, int *at_eof) {
 
 static int bufr_block(lua_State *L, bufr *b);
 static int bufr_run(lua_State *L, int status, lua_KContext kctx);
+static int bufr_run_ops(lua_State *L, bufr *b, int status, lua_KContext kctx);
 
 /* bufr_call: source:read(room [, ctx]), with bufr_run as the continuation
  * if the source yields; returns the call's status when it did not. */
 static int bufr_call(lua_State *L, bufr *b, size_t room, int ctxidx, lua_KContext kctx) {
     bufr_release(b);                             /* it may wait: hold no buffer */
+    bufr_arm(L, b);                              /* (or, with a record begun, its finaliser) */
     lua_getiuservalue(L, 1, 1);                  /* the source */
     lua_getfield(L, -1, "read");
     lua_insert(L, -2);                           /* read, source */
@@ -552,6 +592,12 @@ static int bufr_call(lua_State *L, bufr *b, size_t room, int ctxidx, lua_KContex
  * and after a source call its two results. */
 static int bufr_run(lua_State *L, int status, lua_KContext kctx) {
     bufr *b = lua_touserdata(L, 1);
+    int n = bufr_run_ops(L, b, status, kctx);
+    bufr_arm(L, b);
+    return n;
+}
+
+static int bufr_run_ops(lua_State *L, bufr *b, int status, lua_KContext kctx) {
     int ctxidx = lua_isnil(L, 3) ? 0 : 3;
     int at_eof = 0, n, pending = b->pending;
     b->pending = PEND_NONE;
@@ -569,7 +615,10 @@ static int bufr_run(lua_State *L, int status, lua_KContext kctx) {
         }
         if (ctx_ended(L, ctxidx)) return bufr_fail(L, b, NULL, ERR_CTX);
         ssize_t room = bufr_room(b, bufr_limit(b));
-        if (room < 0) return luaL_error(L, "coronet: out of memory");
+        if (room < 0) {
+            bufr_arm(L, b);
+            return luaL_error(L, "coronet: out of memory");
+        }
         if (room == 0) return bufr_fail_sentinel(L, b, "too_long");
         if (b->c && !b->c->tls) {                /* a conn made TLS later reads through it */
             if ((n = bufr_recv(L, b, (size_t)room, &at_eof)) >= 0) {
@@ -579,6 +628,7 @@ static int bufr_run(lua_State *L, int status, lua_KContext kctx) {
             task *t = task_current(L);
             if (!t) return bufr_block(L, b);
             bufr_release(b);                     /* idle: hold no buffer while parked */
+            bufr_arm(L, b);                      /* (or, with a record begun, its finaliser) */
             b->pending = PEND_PARK;
             b->busy = 1;
             return task_park_ctx(L, t, &b->c->h.rd, b->c->h.rdl, PARK_READ, ctxidx, kctx,
@@ -607,6 +657,7 @@ static int bufr_begin(lua_State *L, bufr *b, int op, size_t arg, size_t skip, si
     b->noprog = 0;
     if ((n = bufr_try(L, b, 0))) {
         bufr_settle(b);
+        bufr_arm(L, b);
         return n;
     }
     if (lua_gettop(L) < 3) lua_settop(L, 3);
@@ -811,7 +862,9 @@ static int bufr_unread_op(lua_State *L, int rune) {
         bufr_push_sentinel(L, rune ? "invalid_unread_rune" : "invalid_unread_byte");
         return 2;
     }
-    if (bufr_unread(b, rune ? b->lastw : 1) < 0) return luaL_error(L, "coronet: out of memory");
+    int e = bufr_unread(b, rune ? b->lastw : 1);
+    bufr_arm(L, b);
+    if (e < 0) return luaL_error(L, "coronet: out of memory");
     b->lastw = 0;
     lua_pushboolean(L, 1);
     return 1;
@@ -929,7 +982,7 @@ static int bufr_new(lua_State *L) {
     b->c = c;
     b->lp = loop_get(L);
     b->file = !c && luaL_testudata(L, 1, LUA_FILEHANDLE) != NULL;
-    lua_pushvalue(L, lua_upvalueindex(1));       /* BUFIO_READER_MT, without a lookup by name */
+    lua_pushvalue(L, lua_upvalueindex(2));       /* the one without __gc, found without a lookup */
     lua_setmetatable(L, -2);
     lua_pushvalue(L, 1);
     lua_setiuservalue(L, -2, 1);                 /* anchor the source */
@@ -992,13 +1045,34 @@ static const luaL_Reg bufio_funcs[] = {
 /* bufio_open: register the reader's metatable and add the bufio and
  * net.io functions to the core table on top of the stack. */
 int bufio_open(lua_State *L) {
-    luaL_newmetatable(L, BUFIO_READER_MT);
-    lua_pushvalue(L, -1);
-    luaL_setfuncs(L, bufr_meta, 1);              /* each with the metatable as upvalue */
+    int core = lua_gettop(L);
+    luaL_newmetatable(L, BUFIO_READER_MT);       /* the metatable with __gc */
+    int mt = lua_gettop(L);
+    lua_createtable(L, 0, 3);                    /* the one without */
+    int light = lua_gettop(L);
+    lua_pushliteral(L, BUFIO_READER_MT);
+    lua_setfield(L, light, "__name");
+    lua_pushvalue(L, light);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, &LIGHT_MT_KEY);
+    /* Every function gets both as upvalues 1 and 2 (bufr_check, bufr_new). */
+    lua_pushvalue(L, mt);
+    lua_pushvalue(L, mt);
+    lua_pushvalue(L, light);
+    luaL_setfuncs(L, bufr_meta, 2);              /* __gc, __tostring into mt */
+    lua_pop(L, 1);
+    lua_getfield(L, mt, "__tostring");
+    lua_setfield(L, light, "__tostring");        /* light shares all but __gc */
     luaL_newlibtable(L, bufr_methods);
-    lua_pushvalue(L, -2);
-    luaL_setfuncs(L, bufr_methods, 1);
-    lua_setfield(L, -2, "__index");
-    luaL_setfuncs(L, bufio_funcs, 1);            /* the metatable as upvalue (bufr_new) */
+    lua_pushvalue(L, mt);
+    lua_pushvalue(L, light);
+    luaL_setfuncs(L, bufr_methods, 2);
+    lua_pushvalue(L, -1);
+    lua_setfield(L, mt, "__index");
+    lua_setfield(L, light, "__index");
+    lua_settop(L, light);
+    lua_pushvalue(L, core);
+    lua_insert(L, mt);                           /* core, core, mt, light */
+    luaL_setfuncs(L, bufio_funcs, 2);            /* into core */
+    lua_pop(L, 1);
     return iocopy_open(L);
 }

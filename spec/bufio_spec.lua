@@ -349,6 +349,41 @@ TestBufioReader.test_yielding_source = T(function()
     t:wait()
 end)
 
+-- A reader costs the collector a finaliser only once it keeps a buffer
+-- past an op (csrc/bufio.c, bufr_arm): one whose records come out whole
+-- hands its default buffer back to the loop, and has none to free. One
+-- dropped while it holds bytes still frees them (valgrind's leak check
+-- runs this spec too).
+TestBufioReader.test_the_finaliser_comes_with_a_kept_buffer = T(function()
+    local rd = bufio.reader(src{"GET / HTTP/1.1\r\n\r\n", "GET /2 HTTP/1.1\r\n\r\n"})
+    lu.assertNil(getmetatable(rd).__gc)
+    lu.assertEquals(rd:read_until("\r\n\r\n"), "GET / HTTP/1.1\r\n\r\n")
+    lu.assertEquals(rd:read_until("\r\n\r\n"), "GET /2 HTTP/1.1\r\n\r\n")
+    lu.assertNil(getmetatable(rd).__gc)               -- left empty each time
+    lu.assertTrue(bufio.is_reader(rd))
+    lu.assertStrContains(tostring(rd), "reader")
+    local kept = bufio.reader(src{"a\nb\n"})
+    lu.assertEquals(kept:read_line(), "a")            -- "b\n" stays buffered
+    lu.assertEquals(kept:buffered(), 2)
+    lu.assertNotNil(getmetatable(kept).__gc)
+    lu.assertIs(getmetatable(kept).__index, getmetatable(rd).__index)
+    lu.assertTrue(bufio.is_reader(kept))
+    lu.assertEquals(kept:read_line(), "b")            -- and it works on as before
+    local small = bufio.reader(src{"xyz"}, 16)        -- not the loop's size: kept
+    lu.assertEquals(small:read(), "xyz")
+    lu.assertNotNil(getmetatable(small).__gc)
+    local unread = bufio.reader(src{"q"})
+    lu.assertEquals(unread:read_byte(), ("q"):byte())
+    lu.assertTrue(unread:unread_byte())               -- the byte is held again
+    lu.assertNotNil(getmetatable(unread).__gc)
+    for _ = 1, 500 do                                 -- dropped holding bytes
+        local r = bufio.reader(src{"line\npartial"})
+        r:read_line()
+    end
+    collectgarbage()
+    collectgarbage()
+end)
+
 TestBufioReader.test_bad_arguments_raise = T(function()
     lu.assertErrorMsgContains("reader expected", bufio.reader, 42)
     lu.assertErrorMsgContains("reader expected", bufio.reader, {})
