@@ -399,8 +399,7 @@ TestBufioReader.test_bad_arguments_raise = T(function()
     end)
     lu.assertFalse(ok)
     lu.assertStrContains(err, "bufio_spec.lua:")
-    local rd = bufio.reader(src{}, {max_token = 100})        -- size follows a smaller max
-    lu.assertEquals(rd:size(), 100)
+    lu.assertEquals(bufio.reader(src{}, {max_token = 100}):size(), 100)  -- size follows a smaller max
     lu.assertEquals(bufio.reader(src{}, {size = 16, max_token = 1 << 20}):size(), 16)
     local rd = bufio.reader(src{})
     lu.assertErrorMsgContains("delimiter", rd.read_until, rd, "")

@@ -64,7 +64,7 @@ function TestTaskObject:test_the_function_is_the_coroutines_main_function()
         local t = net.go(fn, 2, 3)
         lu.assertEquals({t:wait()}, {5})
         lu.assertIs(bottom, fn)
-        local callable = setmetatable({}, {__call = function(self, x) return self, x end})
+        local callable = setmetatable({}, {__call = function(obj, x) return obj, x end})
         local r = {net.go(callable, "x"):wait()}
         lu.assertIs(r[1], callable)
         lu.assertEquals(r[2], "x")
