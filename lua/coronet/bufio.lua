@@ -40,6 +40,8 @@ M.ErrAdvanceTooFar = sentinel("advance_too_far", "bufio.Scanner: SplitFunc retur
 
 local DEFAULT_SIZE, DEFAULT_MAX = 4096, 65536
 
+--- is_reader(v) -> whether v is a bufio reader (by its metatable's
+-- __name: a reader's metatable changes when it gets its finaliser).
 local function is_reader(v)
     local mt = getmetatable(v)
     return type(mt) == "table" and mt.__name == "coronet.bufio.reader"
