@@ -532,10 +532,7 @@ static int bufr_is_eof(lua_State *L, int idx) {
  * number of results of the failure it pushed. A source that raised
  * raises again from here. */
 static int bufr_called(lua_State *L, bufr *b, int status, int *at_eof) {
-    if (status != LUA_OK && status != LUA_YIELD) {
-        bufr_arm(L, b);                          /* the error is above index 1 */
-        return lua_error(L);
-    }
+    if (status != LUA_OK && status != LUA_YIELD) return lua_error(L);   /* bufr_call armed it */
     if (lua_type(L, -2) == LUA_TSTRING) {
         size_t len;
         const char *s = lua_tolstring(L, -2, &len);
@@ -546,7 +543,6 @@ static int bufr_called(lua_State *L, bufr *b, int status, int *at_eof) {
             return luaL_error(L, "coronet: out of memory");
         }
     } else if (!lua_isnil(L, -2)) {
-        bufr_arm(L, b);
         return luaL_error(L, "bufio: the source's read returned a %s (string or nil, err expected)",
                           luaL_typename(L, -2));
     } else if (lua_isnil(L, -1) || bufr_is_eof(L, -1)) {
@@ -938,16 +934,15 @@ static int bufr_tostring(lua_State *L) {
     return 1;
 }
 
-/* core.bufio_reader(source [, size [, max]]) -> reader: source is a
- * coronet conn or anything with a read(max) method; the reader keeps it. */
-/* bufr_opts: read bufio.reader's size argument at 2: an integer, or a
- * table {size =, max_token =} (any other key is an error), or none. The
- * size defaults to 4096, or max_token when that is smaller. */
+/* bufr_opts: read bufio.reader's size argument at 2: an integer (and the
+ * scanner's max at 3), or a table {size =, max_token =} (any other key is
+ * an error), or none. The size defaults to 4096, or max_token when that
+ * is smaller. */
 static void bufr_opts(lua_State *L, lua_Integer *size, lua_Integer *max) {
     *max = BUFR_MAX;
     if (lua_type(L, 2) != LUA_TTABLE) {
-        *size = luaL_optinteger(L, 2, BUFR_SIZE);
         *max = luaL_optinteger(L, 3, BUFR_MAX);
+        *size = luaL_optinteger(L, 2, *max < BUFR_SIZE ? *max : BUFR_SIZE);
         return;
     }
     int has_size = lua_getfield(L, 2, "size") != LUA_TNIL, ok = 1;
@@ -967,7 +962,7 @@ static void bufr_opts(lua_State *L, lua_Integer *size, lua_Integer *max) {
 }
 
 /* core.bufio_reader(r [, size | {size =, max_token =}]) -> reader, also
- * called as (r, size, max) by the scanner: net.bufio.reader itself, so
+ * called as (r, nil, max) by the scanner: net.bufio.reader itself, so
  * making one runs no Lua and grows no task's stack. */
 static int bufr_new(lua_State *L) {
     lua_Integer size, max;

@@ -15,7 +15,6 @@
 #include "conn.h"
 #include "errors.h"
 #include "sock.h"
-#include "track.h"
 #include "tls.h"
 
 #define CONN_READ_DEFAULT 16384  /* read's max when none is given; the ceiling is the loop's
@@ -613,7 +612,6 @@ static int conn_close(lua_State *L) {
 
 static int conn_gc(lua_State *L) {
     conn *c = conn_check(L);
-    track_release(L, &c->h);
     conn_release(c);
     if (c->tls) tls_free(c);
     return 0;

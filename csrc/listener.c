@@ -250,7 +250,6 @@ static void listener_unlink(listener *ln) {
  * ErrClosed; a unix socket path it created is removed (unlink_on_close). */
 static int listener_close(lua_State *L) {
     listener *ln = listener_check(L);
-    track_release(L, &ln->h);
     waitq_wake_all(&ln->aq, WAKE_CLOSED);
     waitq_wake_all(&ln->bq, WAKE_CLOSED);
     if (handle_close(&ln->h) < 0) return listener_fail(L, ln, "close", NULL, ERR_CLOSED, 0);
@@ -260,7 +259,6 @@ static int listener_close(lua_State *L) {
 
 static int listener_gc(lua_State *L) {
     listener *ln = listener_check(L);
-    track_release(L, &ln->h);
     waitq_wake_all(&ln->aq, WAKE_CLOSED);
     waitq_wake_all(&ln->bq, WAKE_CLOSED);
     if (handle_close(&ln->h) == 0) listener_unlink(ln);

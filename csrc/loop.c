@@ -558,6 +558,7 @@ ssize_t handle_send(handle *h, const void *buf, size_t len) {
 }
 
 int handle_close(handle *h) {
+    track_release(h);                    /* closed: net.debug.conns() lists it no more */
     if (h->fd < 0) return -1;
     int fd = h->fd;
     h->fd = -1;

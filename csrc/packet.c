@@ -592,7 +592,6 @@ static void packet_unlink(pconn *p) {
  * with ErrClosed; a unixgram path listen_packet created is removed. */
 static int packet_close(lua_State *L) {
     pconn *p = packet_check(L);
-    track_release(L, &p->h);
     waitq_wake_all(&p->wq, WAKE_CLOSED);
     if (handle_close(&p->h) < 0) return packet_fail(L, p, "close", NULL, ERR_CLOSED);
     packet_unlink(p);
@@ -601,7 +600,6 @@ static int packet_close(lua_State *L) {
 
 static int packet_gc(lua_State *L) {
     pconn *p = packet_check(L);
-    track_release(L, &p->h);
     waitq_wake_all(&p->wq, WAKE_CLOSED);
     if (handle_close(&p->h) == 0) packet_unlink(p);
     return 0;

@@ -3,10 +3,12 @@
  * net.debug.conns() (lua/coronet/debug.lua). Tracked objects sit in the
  * array part of a weak-valued table, one slot each, with the id of the
  * task that made each (0: made outside a task) in a C array beside it, so
- * tracking keeps neither a conn nor a task alive. An object's __gc gives
- * its slot back (track_release) for the next one: tracking a new conn
- * costs an array store, where a weak-keyed table rehashed its dead keys
- * every so often. */
+ * tracking keeps neither a conn nor a task alive. Closing the object (or
+ * its __gc, which closes it) gives its slot back (track_release, from
+ * handle_close) for the next one: tracking a new conn costs an array
+ * store, where a weak-keyed table rehashed its dead keys every so often.
+ * A slot given back may still show its closed object until it is taken
+ * again; net.debug.conns() skips closed ones. */
 #include <stdlib.h>
 #include "lauxlib.h"
 #include "conn.h"
@@ -71,11 +73,11 @@ void track_handle(lua_State *L, int idx) {
     h->track = slot;
 }
 
-void track_release(lua_State *L, handle *h) {
-    loop *lp = loop_get(L);
+void track_release(handle *h) {
+    loop *lp = h->lp;
     unsigned slot = h->track;
     h->track = 0;
-    if (!slot || lp->closed || slot > lp->track_used) return;
+    if (!slot || !lp || lp->closed || slot > lp->track_used) return;
     if (lp->ntrackfree == lp->captrackfree) {
         unsigned cap = lp->captrackfree ? lp->captrackfree * 2 : 64;
         unsigned *n = realloc(lp->track_free, cap * sizeof *n);
@@ -116,7 +118,7 @@ static int track_tracked(lua_State *L) {
 }
 
 /* core.track_slots() -> how many slots the registry has (spec: slots
- * freed by __gc are reused, so this follows the live count). */
+ * given back at close are reused, so this follows the open count). */
 static int track_slots(lua_State *L) {
     lua_pushinteger(L, loop_get(L)->track_cap);
     return 1;

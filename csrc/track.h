@@ -12,9 +12,9 @@
  * the stack is left as it was. */
 void track_handle(lua_State *L, int idx);
 
-/* track_release: the __gc of a tracked object (its slot was cleared by the
- * collector already) gives its slot back. */
-void track_release(lua_State *L, handle *h);
+/* track_release: a tracked handle closes (handle_close) and gives its slot
+ * back; a no-op for one not tracked or already given back. */
+void track_release(handle *h);
 
 /* track_loop_free: free the C side of the registry (loop_gc). */
 void track_loop_free(loop *lp);

@@ -143,6 +143,16 @@ function TestDebug:test_tracking_lists_all_live_and_reuses_freed_slots()
             collectgarbage()
         end
         lu.assertEquals(core.track_slots(), slots)    -- no slot more than before
+        local kept = {}                               -- closed but still referenced:
+        for i = 1, 300 do kept[i] = assert(net.listen_packet("udp", "127.0.0.1:0")) end
+        for _, pc in ipairs(kept) do pc:close() end   -- their slots are free at close
+        local again = {}
+        for i = 1, 300 do again[i] = assert(net.listen_packet("udp", "127.0.0.1:0")) end
+        lu.assertEquals(core.track_slots(), slots)
+        lu.assertEquals(listed(setmetatable({}, {__index = function(_, o)
+            for _, pc in ipairs(kept) do if pc == o then return true end end
+        end})), 0)
+        for _, pc in ipairs(again) do pc:close() end
         local pc = assert(net.listen_packet("udp", "127.0.0.1:0"))
         lu.assertEquals(core.tracked()[pc], require("coronet.sched").current().id)
         pc:close()

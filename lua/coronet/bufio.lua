@@ -233,8 +233,7 @@ function M.scanner(r, opts)
     local split = opts.split or M.scan_lines
     if type(split) ~= "function" then error("bufio.scanner: split must be a function", 2) end
     local max = opts.max_token or DEFAULT_MAX
-    local size = max < DEFAULT_SIZE and max or DEFAULT_SIZE
-    return setmetatable({_rd = newreader(r, size, max), _kind = BUILTIN[split], _split = split,
+    return setmetatable({_rd = newreader(r, nil, max), _kind = BUILTIN[split], _split = split,
                          _empties = 0, _max = max}, Scanner)
 end
 
