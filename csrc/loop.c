@@ -401,7 +401,7 @@ static void loop_dispatch(loop *lp, int n) {
             h->wready = 1;
             if (h->wr) task_wake(h->wr, WAKE_READY);
         }
-        if (what & POLLER_HUP) h->hup = 1;
+        if (what & (POLLER_HUP | POLLER_URGENT)) h->rexact = 1;
     }
 }
 
@@ -528,7 +528,7 @@ int handle_init(handle *h, loop *lp, int fd) {
     h->rd = h->wr = NULL;
     h->rdl = h->wrl = 0;
     h->rready = h->wready = 1;           /* unknown: try */
-    h->hup = 0;
+    h->rexact = 0;
     h->fd = -1;
     int e = poller_add(&lp->pl, fd, h);
     if (e) return e;
@@ -543,7 +543,7 @@ ssize_t handle_recv(handle *h, void *buf, size_t len) {
         return -1;
     }
     ssize_t n = recv(h->fd, buf, len, 0);
-    if (((n > 0 && (size_t)n < len) || (n < 0 && errno == EAGAIN)) && !h->hup) h->rready = 0;
+    if (((n > 0 && (size_t)n < len) || (n < 0 && errno == EAGAIN)) && !h->rexact) h->rready = 0;
     return n;
 }
 

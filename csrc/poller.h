@@ -5,12 +5,13 @@
 
 #define POLLER_MAXEVENTS 256
 
-enum { POLLER_IN = 1, POLLER_OUT = 2, POLLER_HUP = 4 };
+enum { POLLER_IN = 1, POLLER_OUT = 2, POLLER_HUP = 4, POLLER_URGENT = 8 };
 
 typedef struct poller_event {
     void *data;
     int what;            /* POLLER_IN | POLLER_OUT (errors wake both), POLLER_HUP
-                          * with them once the peer hung up or the socket failed */
+                          * with them once the peer hung up or the socket failed,
+                          * POLLER_URGENT with IN when TCP urgent data arrived */
 } poller_event;
 
 typedef struct poller {

@@ -1,6 +1,7 @@
 /* poller_epoll.c - the Linux poller backend: one epoll instance, fds
- * registered once for IN|OUT|RDHUP, edge-triggered, so a wait never needs
- * an epoll_ctl. */
+ * registered once for IN|OUT|RDHUP|PRI, edge-triggered, so a wait never
+ * needs an epoll_ctl. PRI (TCP urgent data) is reported as readable and
+ * POLLER_URGENT. */
 #include <errno.h>
 #include <unistd.h>
 #include <sys/epoll.h>
@@ -18,7 +19,7 @@ void poller_free(poller *p) {
 
 int poller_add(poller *p, int fd, void *data) {
     struct epoll_event e;
-    e.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+    e.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET;
     e.data.ptr = data;
     return epoll_ctl(p->fd, EPOLL_CTL_ADD, fd, &e) < 0 ? errno : 0;
 }
@@ -35,9 +36,10 @@ int poller_wait(poller *p, int timeout_ms) {
     for (int i = 0; i < n; i++) {
         uint32_t e = ev[i].events;
         int what = 0;
-        if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) what |= POLLER_IN;
+        if (e & (EPOLLIN | EPOLLPRI | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) what |= POLLER_IN;
         if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) what |= POLLER_OUT;
         if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) what |= POLLER_HUP;
+        if (e & EPOLLPRI) what |= POLLER_URGENT;
         p->ev[i].data = ev[i].data.ptr;
         p->ev[i].what = what;
     }

@@ -79,6 +79,39 @@ TestReadiness.test_bufio_reader_sees_fin_after_a_short_fill = T(function(defer)
     lu.assertEquals(partial, "partial")
 end)
 
+-- TCP urgent data: a read stops short at the urgent mark although data is
+-- queued behind it, so a short read must not mark the conn drained once
+-- epoll reported the urgent data (EPOLLPRI). The peer is perl (perl-base
+-- is Essential on Debian), which coronet's API cannot be (it sends no
+-- MSG_OOB). It sends "abc", the urgent byte "d" and "efg", then opens a
+-- second conn to say so: loopback has queued all of it by then. The
+-- urgent byte is not in the stream (no SO_OOBINLINE), as in Go.
+TestReadiness.test_urgent_data_does_not_hide_the_bytes_behind_it = T(function(defer)
+    local ln = defer(assert(net.listen("tcp", "127.0.0.1:0")))
+    local script = [[
+        use Socket;
+        my $addr = pack_sockaddr_in($ARGV[0], inet_aton("127.0.0.1"));
+        socket(my $s, PF_INET, SOCK_STREAM, 0) or die "socket: $!";
+        connect($s, $addr) or die "connect: $!";
+        send($s, "abc", 0); send($s, "d", MSG_OOB); send($s, "efg", 0);
+        socket(my $t, PF_INET, SOCK_STREAM, 0) or die "socket: $!";
+        connect($t, $addr) or die "connect: $!";
+        close($t);
+        1 while sysread($s, my $buf, 64);   # until coronet closes
+    ]]
+    local proc = assert(net.process.spawn{"/usr/bin/perl", args = {"-e", script, ln:addr().port},
+        stdout = "null"})
+    defer({close = function() proc:kill() proc:wait() end})
+    local c = defer(assert(ln:accept()))
+    defer(assert(ln:accept()))                   -- all of c's bytes are queued now
+    turns(3)                                     -- and their event dispatched
+    lu.assertEquals(c:read(64), "abc")           -- stops at the mark
+    lu.assertEquals(c:read(64), "efg")           -- hung here before EPOLLPRI
+    c:close()
+    local st = assert(proc:wait())
+    lu.assertEquals(st.code, 0)
+end)
+
 -- A write bigger than the socket buffers goes out in pieces: each short
 -- send parks until the peer drains, and every byte arrives in order.
 for _, network in ipairs({"tcp", "unix"}) do
