@@ -108,6 +108,7 @@ int conn_attach(lua_State *L, conn *c, int fd, const struct sockaddr_storage *lo
         close(fd);
         return e;
     }
+    c->h.rexact = c->net == NET_UNIX;            /* see handle.rexact */
     conn_fill_addrs(c, local, llen, peer, plen);
     return 0;
 }
@@ -581,6 +582,7 @@ static int conn_socket(lua_State *L) {
         close(fd);
         return conn_fail(L, c, "dial", "epoll_ctl", e);
     }
+    c->h.rexact = family == AF_UNIX;             /* see handle.rexact */
     conn_la(c)->ss_family = (sa_family_t)family;  /* remembered until bind/connect */
     if (family != AF_UNIX) sock_set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
     return 1;

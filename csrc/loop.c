@@ -543,7 +543,7 @@ ssize_t handle_recv(handle *h, void *buf, size_t len) {
         return -1;
     }
     ssize_t n = recv(h->fd, buf, len, 0);
-    if (((n > 0 && (size_t)n < len) || (n < 0 && errno == EAGAIN)) && !h->rexact) h->rready = 0;
+    if ((n > 0 && (size_t)n < len && !h->rexact) || (n < 0 && errno == EAGAIN)) h->rready = 0;
     return n;
 }
 

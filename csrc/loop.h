@@ -82,10 +82,11 @@ typedef struct handle {
     /* Readiness hints (handle_recv, handle_send): 0 once a syscall showed
      * that side drained (a short transfer or EAGAIN), 1 again when the
      * poller reports it, so the next call parks without a syscall that
-     * would fail. rexact: a short read no longer proves the receive
-     * queue empty, so reads never skip the syscall again: the peer hung
-     * up or the socket failed (no edge follows), or TCP urgent data
-     * arrived (a read stops short at its mark with data queued behind). */
+     * would fail. rexact: a short read does not prove the receive queue
+     * empty (only EAGAIN does): the peer hung up or the socket failed
+     * (no edge follows), TCP urgent data arrived (a read stops short at
+     * its mark with data queued behind), or the socket is a unix stream
+     * (a read stops short after a message that carried fds). */
     unsigned rready : 1, wready : 1, rexact : 1;
     /* its slot in the registry of tracked objects (track.c), 0: none */
     unsigned track : 29;
@@ -260,8 +261,7 @@ int handle_init(handle *h, loop *lp, int fd);
  * that side is drained they fail with EAGAIN without a syscall; a short
  * transfer or EAGAIN marks it drained until the poller reports it again.
  * For stream sockets only: a short read means the receive queue was
- * empty (unless TCP urgent data came: then h->rexact), a short write
- * that the send buffer was full. */
+ * empty (unless h->rexact), a short write that the send buffer was full. */
 ssize_t handle_recv(handle *h, void *buf, size_t len);
 ssize_t handle_send(handle *h, const void *buf, size_t len);
 

@@ -112,6 +112,27 @@ TestReadiness.test_urgent_data_does_not_hide_the_bytes_behind_it = T(function(de
     lu.assertEquals(st.code, 0)
 end)
 
+-- Unix streams: a read stops short after a message that carried fds (the
+-- fds are dropped: read takes no control data) although data is queued
+-- behind it, so a short read on a unix conn never marks it drained. The
+-- peer is spec/fixtures/send_fd.c, built here with cc.
+TestReadiness.test_unix_fd_message_does_not_hide_the_bytes_behind_it = T(function(defer)
+    local dir = H.tmpdir()
+    defer({close = function() H.rm(dir) end})
+    assert(os.execute(("cc -o %s/send_fd spec/fixtures/send_fd.c"):format(dir)), "cc failed")
+    local path = dir .. "/sock"
+    local ln = defer(assert(net.listen("unix", path)))
+    local proc = assert(net.process.spawn{dir .. "/send_fd", args = {path}})
+    defer({close = function() proc:kill() proc:wait() end})
+    local c = defer(assert(ln:accept()))
+    defer(assert(ln:accept()))                   -- all of c's bytes are queued now
+    turns(3)
+    lu.assertEquals(c:read(64), "abc")           -- stops after the fd message
+    lu.assertEquals(c:read(64), "efg")           -- hung here when unix reads trusted the hint
+    c:close()
+    lu.assertEquals(assert(proc:wait()).code, 0)
+end)
+
 -- A write bigger than the socket buffers goes out in pieces: each short
 -- send parks until the peer drains, and every byte arrives in order.
 for _, network in ipairs({"tcp", "unix"}) do
