@@ -934,10 +934,19 @@ static int bufr_tostring(lua_State *L) {
     return 1;
 }
 
+/* bufr_opt_int: the option value on top, which must be an integer. */
+static lua_Integer bufr_opt_int(lua_State *L, const char *name) {
+    int ok;
+    lua_Integer v = lua_tointegerx(L, -1, &ok);
+    if (!ok) luaL_error(L, "bufio.reader: %s must be an integer", name);
+    return v;
+}
+
 /* bufr_opts: read bufio.reader's size argument at 2: an integer (and the
  * scanner's max at 3), or a table {size =, max_token =} (any other key is
  * an error), or none. The size defaults to 4096, or max_token when that
- * is smaller. */
+ * is smaller. A table is read in one lua_next pass; one with a metatable
+ * also gets what its __index gives for the names it lacks. */
 static void bufr_opts(lua_State *L, lua_Integer *size, lua_Integer *max) {
     *max = BUFR_MAX;
     if (lua_type(L, 2) != LUA_TTABLE) {
@@ -945,20 +954,30 @@ static void bufr_opts(lua_State *L, lua_Integer *size, lua_Integer *max) {
         *size = luaL_optinteger(L, 2, *max < BUFR_SIZE ? *max : BUFR_SIZE);
         return;
     }
-    int has_size = lua_getfield(L, 2, "size") != LUA_TNIL, ok = 1;
-    if (has_size) *size = lua_tointegerx(L, -1, &ok);
-    if (!ok) luaL_error(L, "bufio.reader: size must be an integer");
-    if (lua_getfield(L, 2, "max_token") != LUA_TNIL) *max = lua_tointegerx(L, -1, &ok);
-    if (!ok) luaL_error(L, "bufio.reader: max_token must be an integer");
-    lua_pop(L, 2);
-    if (!has_size) *size = *max < BUFR_SIZE ? *max : BUFR_SIZE;
+    int has_size = 0, has_max = 0;
     lua_pushnil(L);
     while (lua_next(L, 2)) {
+        const char *k = lua_type(L, -2) == LUA_TSTRING ? lua_tostring(L, -2) : NULL;
+        if (k && strcmp(k, "size") == 0) {
+            *size = bufr_opt_int(L, "size");
+            has_size = 1;
+        } else if (k && strcmp(k, "max_token") == 0) {
+            *max = bufr_opt_int(L, "max_token");
+            has_max = 1;
+        } else {
+            luaL_error(L, "bufio.reader: unknown option '%s'", luaL_tolstring(L, -2, NULL));
+        }
         lua_pop(L, 1);
-        const char *k = lua_type(L, -1) == LUA_TSTRING ? lua_tostring(L, -1) : NULL;
-        if (!k || (strcmp(k, "size") && strcmp(k, "max_token")))
-            luaL_error(L, "bufio.reader: unknown option '%s'", luaL_tolstring(L, -1, NULL));
     }
+    if (lua_getmetatable(L, 2)) {
+        lua_pop(L, 1);
+        if (!has_size && lua_getfield(L, 2, "size") != LUA_TNIL) {
+            *size = bufr_opt_int(L, "size");
+            has_size = 1;
+        }
+        if (!has_max && lua_getfield(L, 2, "max_token") != LUA_TNIL) *max = bufr_opt_int(L, "max_token");
+    }
+    if (!has_size) *size = *max < BUFR_SIZE ? *max : BUFR_SIZE;
 }
 
 /* core.bufio_reader(r [, size | {size =, max_token =}]) -> reader, also

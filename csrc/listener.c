@@ -155,6 +155,7 @@ static int listener_setup_conn(listener *ln, int fd) {
 }
 
 static int listener_accept_k(lua_State *L, int status, lua_KContext kctx);
+static int listener_accept_run(lua_State *L, listener *ln, task *t, int status, lua_KContext kctx);
 
 /* The continuation's context: ctxidx, the errno a pause reports, and how
  * the task waited (on the handle, queued behind it, pausing). */
@@ -175,7 +176,7 @@ static int listener_accept(lua_State *L) {
     if (!t) return loop_block(L, listener_accept, lua_gettop(L));
     int ctxidx = ctx_find(L, 2);
     if (ctx_ended(L, ctxidx)) return listener_fail(L, ln, "accept", NULL, ERR_CTX, ctxidx);
-    return listener_accept_k(L, LUA_OK, ACC_KCTX(ctxidx, 0, ACC_HANDLE));
+    return listener_accept_run(L, ln, t, LUA_OK, ACC_KCTX(ctxidx, 0, ACC_HANDLE));
 }
 
 static int listener_resource_error(int e) {
@@ -194,9 +195,15 @@ static int listener_pause(lua_State *L, listener *ln, task *t, int e, int ctxidx
                          ACC_KCTX(ctxidx, e & 255, ACC_PAUSE), listener_accept_k);
 }
 
+/* The continuation runs in the frame that parked: index 1 is the
+ * listener listener_accept already checked, so it is taken as it is. */
 static int listener_accept_k(lua_State *L, int status, lua_KContext kctx) {
-    listener *ln = listener_check(L);
-    task *t = task_current(L);
+    return listener_accept_run(L, lua_touserdata(L, 1), task_current(L), status, kctx);
+}
+
+/* The body of accept and its continuation: ln and t are the listener at 1
+ * and the running task, status the continuation's (LUA_OK at first). */
+static int listener_accept_run(lua_State *L, listener *ln, task *t, int status, lua_KContext kctx) {
     int ctxidx = (int)(kctx / 1024), mode = (int)(kctx & 3), pe = (int)((kctx / 4) & 255);
     int cause = task_resume_cause(L, t, status, ctxidx);
     if (status == LUA_YIELD) {

@@ -401,6 +401,11 @@ TestBufioReader.test_bad_arguments_raise = T(function()
     lu.assertStrContains(err, "bufio_spec.lua:")
     lu.assertEquals(bufio.reader(src{}, {max_token = 100}):size(), 100)  -- size follows a smaller max
     lu.assertEquals(bufio.reader(src{}, {size = 16, max_token = 1 << 20}):size(), 16)
+    local inherited = setmetatable({size = 32}, {__index = {size = 8, max_token = 16}})
+    lu.assertEquals(bufio.reader(src{}, inherited):size(), 32)          -- its own field first
+    lu.assertEquals(bufio.reader(src{}, setmetatable({}, {__index = {max_token = 100}})):size(), 100)
+    lu.assertErrorMsgContains("size must be an integer", bufio.reader, src{},
+        setmetatable({}, {__index = {size = "big"}}))
     local rd = bufio.reader(src{})
     lu.assertErrorMsgContains("delimiter", rd.read_until, rd, "")
     lu.assertErrorMsgContains("negative", rd.read_full, rd, -1)
