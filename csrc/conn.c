@@ -58,7 +58,12 @@ static conn *conn_newx(lua_State *L, int net, uint16_t acap) {
     c->h.fd = -1;
     c->net = (uint8_t)net;
     c->acap = acap;
-    lua_rawgetp(L, LUA_REGISTRYINDEX, &CONNMT_KEY);
+    loop *lp = loop_get(L);
+    if (!lp->ref_connmt) {                       /* an array slot: no hashed lookup per conn */
+        lua_rawgetp(L, LUA_REGISTRYINDEX, &CONNMT_KEY);
+        lp->ref_connmt = luaL_ref(L, LUA_REGISTRYINDEX);
+    }
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lp->ref_connmt);
     lua_setmetatable(L, -2);
     return c;
 }

@@ -130,7 +130,9 @@ typedef struct loop {
     int ref_tasks, ref_finish, ref_taskmt; /* registry refs (task.c): an array
                           * slot each, found faster than a hashed key */
     int sched_ready;     /* sched.lua called task_setup: tasks may be made */
+    int ref_trace;       /* registry ref: net.debug's creation-site function, 0: none */
     int ref_track;       /* registry ref: the tracked objects, weak (track.c) */
+    int ref_connmt;      /* registry ref: the plain conn metatable (conn.c), 0 until used */
     unsigned track_cap, track_used; /* its slots 1..cap, of which 1..used were given out */
     lua_Integer *track_ids; /* the creator task's id per slot, 0: none */
     unsigned *track_free; /* slots given back by __gc, to give out again */

@@ -301,7 +301,7 @@ static int task_spawn(lua_State *L) {
     int n = lua_gettop(L);
     if (lua_type(L, 1) != LUA_TFUNCTION) {    /* or a callable value */
         if (luaL_getmetafield(L, 1, "__call") == LUA_TNIL) {
-            luaL_where(L, 2);                 /* where net.go was called */
+            luaL_where(L, 1);                 /* where net.go was called */
             lua_pushfstring(L, "bad argument #1 to 'go' (function expected, got %s)",
                             luaL_typename(L, 1));
             lua_concat(L, 2);
@@ -332,23 +332,67 @@ static int task_spawn(lua_State *L) {
         t->co = NULL;
         return luaL_error(L, "coronet: out of memory");
     }
+    if (lp->ref_trace) {                      /* net.debug.mark(): where each task starts */
+        lua_rawgeti(L, LUA_REGISTRYINDEX, lp->ref_trace);
+        lua_pushinteger(L, 3);                /* its level 3: the caller of go */
+        lua_call(L, 1, 1);
+        lua_setfield(L, -2, "created");       /* t.created, through the task's __newindex */
+    }
     return 1;
 }
 
-/* task_detach: t has ended: let go of its coroutine and its slots. */
-static void task_detach(lua_State *L, loop *lp, task *t) {
+/* core.set_trace_creation(fn | nil): from now on spawn sets each new
+ * task's `created` to fn(3) (net.debug.mark's creation site); nil stops. */
+static int task_set_trace_creation(lua_State *L) {
+    loop *lp = loop_get(L);
+    if (!lua_isnoneornil(L, 1)) luaL_checktype(L, 1, LUA_TFUNCTION);
+    if (lp->ref_trace) luaL_unref(L, LUA_REGISTRYINDEX, lp->ref_trace);
+    lua_settop(L, 1);
+    lp->ref_trace = lua_isnil(L, 1) ? 0 : luaL_ref(L, LUA_REGISTRYINDEX);
+    return 0;
+}
+
+/* task_release: the C side of detaching t: its slot, its thread map
+ * entry, the current-task cache. */
+static void task_release(loop *lp, task *t) {
     lua_State *co = t->co;
     if (t->slot) {                            /* a call that ended while it held one */
         if (*t->slot == t) *t->slot = NULL;
         t->slot = NULL;
     }
+    thread_del(lp, co);
+    if (current_co == co) current_co = NULL, current_task = NULL;
+    t->co = NULL;
+}
+
+/* task_detach: t has ended: let go of its coroutine and its slots. */
+static void task_detach(lua_State *L, loop *lp, task *t) {
     task_push(L, t);
     drop_co(L, -1);
     lua_pop(L, 1);
     unanchor(L, lp, t);
-    thread_del(lp, co);
-    if (current_co == co) current_co = NULL, current_task = NULL;
-    t->co = NULL;
+    task_release(lp, t);
+}
+
+/* task_end_plain: t returned nothing and has no fields (so no waiters):
+ * finish has nothing to do. Detach it with one look at the task table;
+ * its uservalue, the dead coroutine, goes with the userdata. 0 (and
+ * nothing done) when t has fields. */
+static int task_end_plain(lua_State *L, loop *lp, task *t) {
+    push_tasks(L, lp);
+    lua_rawgeti(L, -1, t->anchor);
+    if (lua_getiuservalue(L, -1, 1) != LUA_TTHREAD) {
+        lua_pop(L, 3);
+        return 0;
+    }
+    lua_pushnil(L);
+    lua_rawseti(L, -4, t->anchor);            /* unanchor, the table already at hand */
+    lua_pop(L, 3);
+    lp->freeanchor[lp->nfreeanchor++] = t->anchor;
+    t->anchor = 0;
+    task_release(lp, t);
+    t->done = t->ok = 1;
+    return 1;
 }
 
 /* task_ended: t's coroutine returned (status LUA_OK, nres results on it)
@@ -358,16 +402,7 @@ static void task_detach(lua_State *L, loop *lp, task *t) {
 static void task_ended(lua_State *L, loop *lp, task *t, int status, int nres) {
     lua_State *co = t->co;
     luaL_checkstack(L, nres + 5, "coronet: too many results");
-    if (status == LUA_OK && nres == 0) {      /* returned nothing: unless it has */
-        task_push(L, t);                      /* fields (waiters among them), */
-        int plain = lua_getiuservalue(L, -1, 1) == LUA_TTHREAD;   /* finish has */
-        lua_pop(L, 2);                        /* nothing to do */
-        if (plain) {
-            task_detach(L, lp, t);
-            t->done = t->ok = 1;
-            return;
-        }
-    }
+    if (status == LUA_OK && nres == 0 && t->anchor && task_end_plain(L, lp, t)) return;
     lua_rawgeti(L, LUA_REGISTRYINDEX, lp->ref_finish);
     task_push(L, t);
     int ti = lua_gettop(L);
@@ -528,6 +563,7 @@ static const luaL_Reg task_meta[] = {
 static const luaL_Reg task_funcs[] = {
     {"current", task_current_l},
     {"live_tasks", task_live},
+    {"set_trace_creation", task_set_trace_creation},
     {"spawn", task_spawn},
     {"task_fn", task_fn},
     {"task_of", task_of},

@@ -250,7 +250,8 @@ function TestDebug:test_leaks_lists_tasks_and_conns_made_since_the_mark()
         lu.assertEquals(#r.tasks, 0)
         lu.assertEquals(#r.conns, 0)
         lu.assertEquals(r.fds, 0)
-        require("coronet.sched").trace_creation = nil
+        require("coronet.sched").set_trace_creation(nil)
+        lu.assertNil(net.go(function() end).created)
     end)
 end
 

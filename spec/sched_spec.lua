@@ -21,6 +21,19 @@ function TestSched:test_go_wait_returns_results()
     end)
 end
 
+-- go is C's spawn itself: a bad fn is blamed on go's caller, and
+-- callables and extra arguments still work
+function TestSched:test_go_checks_fn_and_blames_its_caller()
+    H.run(function()
+        local line = debug.getinfo(1, "l").currentline + 1
+        local ok, err = pcall(function() return net.go(42) end)
+        lu.assertFalse(ok)
+        lu.assertStrContains(err, "sched_spec.lua:" .. line .. ": bad argument #1 to 'go' (function expected, got number)")
+        local callable = setmetatable({}, {__call = function(_, a, b) return a + b end})
+        lu.assertEquals({net.go(callable, 2, 3):wait()}, {5})
+    end)
+end
+
 function TestSched:test_go_starts_later_not_inline()
     H.run(function()
         local order = {}

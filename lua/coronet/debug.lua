@@ -267,7 +267,7 @@ end
 -- the first mark on, net.go records where each new task was started (a
 -- small cost per net.go), so leaks() can say.
 function M.mark()
-    sched.trace_creation = sched.trace_creation or creation_site
+    sched.set_trace_creation(creation_site)
     local m = {tasks = {}, conns = setmetatable({}, {__mode = "k"}), stats = sched.stats(),
                time = core.now()}
     for _, t in ipairs(sched.tasks()) do m.tasks[t.id] = true end

@@ -61,12 +61,14 @@ local function finish(t, ok, ...)
 end
 
 --- go: start `fn(...)` as a new task; it first runs on the next loop turn.
+-- It is C's spawn itself (csrc/task.c), so starting a task runs no Lua.
 -- @treturn task a handle with `:wait()`
-function M.go(fn, ...)
-    local t = spawn(fn, ...)                  -- checks fn is callable
-    if M.trace_creation then t.created = M.trace_creation(3) end
-    return t
-end
+M.go = spawn
+
+--- set_trace_creation(fn): from now on `go` sets each new task's
+-- `created` field to `fn(3)`, fn's view of where go was called (nil
+-- stops); net.debug.mark() turns it on.
+M.set_trace_creation = core.set_trace_creation
 
 --- current: the running task, or nil outside tasks.
 M.current = current
