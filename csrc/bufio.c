@@ -969,13 +969,19 @@ static void bufr_opts(lua_State *L, lua_Integer *size, lua_Integer *max) {
         }
         lua_pop(L, 1);
     }
-    if (lua_getmetatable(L, 2)) {
-        lua_pop(L, 1);
-        if (!has_size && lua_getfield(L, 2, "size") != LUA_TNIL) {
-            *size = bufr_opt_int(L, "size");
-            has_size = 1;
+    if (lua_getmetatable(L, 2)) {             /* options it may inherit */
+        lua_pop(L, 1);                        /* pop the metatable */
+        if (!has_size) {
+            if (lua_getfield(L, 2, "size") != LUA_TNIL) {
+                *size = bufr_opt_int(L, "size");
+                has_size = 1;
+            }
+            lua_pop(L, 1);                    /* pop the value */
         }
-        if (!has_max && lua_getfield(L, 2, "max_token") != LUA_TNIL) *max = bufr_opt_int(L, "max_token");
+        if (!has_max) {
+            if (lua_getfield(L, 2, "max_token") != LUA_TNIL) *max = bufr_opt_int(L, "max_token");
+            lua_pop(L, 1);                    /* pop the value */
+        }
     }
     if (!has_size) *size = *max < BUFR_SIZE ? *max : BUFR_SIZE;
 }

@@ -23,7 +23,9 @@ typedef struct poller {
 int poller_init(poller *p);
 /* poller_free: release the backend; safe twice. */
 void poller_free(poller *p);
-/* poller_add: watch fd in both directions with data as its tag; 0 or errno. */
+/* poller_add: watch fd in both directions with data as its tag; 0 or errno.
+ * Priority data is watched too: TCP urgent data (POLLER_URGENT); on other
+ * fds (a pty's, a kernfs file's) it is only one more wake as readable. */
 int poller_add(poller *p, int fd, void *data);
 /* poller_del: stop watching fd (before it is closed: a dup'ed fd would
  * otherwise keep reporting a stale tag); 0 or errno. */

@@ -151,12 +151,20 @@ static int anchor(lua_State *L, loop *lp, task *t, int idx) {
     return 0;
 }
 
+static void unanchor_in(lua_State *L, loop *lp, task *t, int tasks);
+
 static void unanchor(lua_State *L, loop *lp, task *t) {
     if (!t->anchor) return;
     push_tasks(L, lp);
+    unanchor_in(L, lp, t, -1);
+    lua_pop(L, 1);                            /* pop the task table */
+}
+
+/* unanchor_in: unanchor t (anchored) in the task table at index tasks. */
+static void unanchor_in(lua_State *L, loop *lp, task *t, int tasks) {
+    tasks = lua_absindex(L, tasks);
     lua_pushnil(L);
-    lua_rawseti(L, -2, t->anchor);
-    lua_pop(L, 1);
+    lua_rawseti(L, tasks, t->anchor);
     lp->freeanchor[lp->nfreeanchor++] = t->anchor;
     t->anchor = 0;
 }
@@ -294,9 +302,20 @@ task *task_check(lua_State *L, int idx) {
 
 /* ---- making and resuming tasks -------------------------------------- */
 
+/* trace_creation: net.debug.mark() is on: set the new task on top's
+ * `created` to the creation-site function's view of level 3 (the caller
+ * of go: level 1 is that function, 2 spawn). */
+static void trace_creation(lua_State *L, loop *lp) {
+    lua_rawgeti(L, LUA_REGISTRYINDEX, lp->ref_trace);
+    lua_pushinteger(L, 3);
+    lua_call(L, 1, 1);
+    lua_setfield(L, -2, "created");           /* through the task's __newindex */
+}
+
 /* core.spawn(fn, ...) -> task: a new task that will run fn(...) in a
  * new coroutine, queued to start on the next loop turn. fn must be a
- * function or callable; the error names the caller's caller (net.go's). */
+ * function or callable; the error names where go was called (go is
+ * spawn itself). */
 static int task_spawn(lua_State *L) {
     int n = lua_gettop(L);
     if (lua_type(L, 1) != LUA_TFUNCTION) {    /* or a callable value */
@@ -326,17 +345,12 @@ static int task_spawn(lua_State *L) {
     lua_setmetatable(L, -2);
     lua_pushvalue(L, 1);
     lua_setiuservalue(L, -2, 1);              /* anchor the coroutine */
+    if (lp->ref_trace) trace_creation(L, lp); /* before the task is queued: may raise */
     if (anchor(L, lp, t, -1) < 0 || thread_put(lp, t) < 0 || loop_ready_push(lp, t) < 0) {
         unanchor(L, lp, t);
         thread_del(lp, co);
         t->co = NULL;
         return luaL_error(L, "coronet: out of memory");
-    }
-    if (lp->ref_trace) {                      /* net.debug.mark(): where each task starts */
-        lua_rawgeti(L, LUA_REGISTRYINDEX, lp->ref_trace);
-        lua_pushinteger(L, 3);                /* its level 3: the caller of go */
-        lua_call(L, 1, 1);
-        lua_setfield(L, -2, "created");       /* t.created, through the task's __newindex */
     }
     return 1;
 }
@@ -375,24 +389,22 @@ static void task_detach(lua_State *L, loop *lp, task *t) {
 }
 
 /* task_end_plain: t returned nothing and has no fields (so no waiters):
- * finish has nothing to do. Detach it with one look at the task table;
- * its uservalue, the dead coroutine, goes with the userdata. 0 (and
- * nothing done) when t has fields. */
+ * finish has nothing to do. Detach it with one look at the task table.
+ * 0 (and nothing done) when t has fields. */
 static int task_end_plain(lua_State *L, loop *lp, task *t) {
     push_tasks(L, lp);
-    lua_rawgeti(L, -1, t->anchor);
-    if (lua_getiuservalue(L, -1, 1) != LUA_TTHREAD) {
-        lua_pop(L, 3);
-        return 0;
+    lua_rawgeti(L, -1, t->anchor);            /* t's userdata */
+    int plain = lua_getiuservalue(L, -1, 1) == LUA_TTHREAD;
+    lua_pop(L, 1);                            /* pop the uservalue */
+    if (plain) {
+        lua_pushnil(L);
+        lua_setiuservalue(L, -2, 1);          /* let the coroutine go */
+        unanchor_in(L, lp, t, -2);            /* the table already at hand */
+        task_release(lp, t);
+        t->done = t->ok = 1;
     }
-    lua_pushnil(L);
-    lua_rawseti(L, -4, t->anchor);            /* unanchor, the table already at hand */
-    lua_pop(L, 3);
-    lp->freeanchor[lp->nfreeanchor++] = t->anchor;
-    t->anchor = 0;
-    task_release(lp, t);
-    t->done = t->ok = 1;
-    return 1;
+    lua_pop(L, 2);                            /* pop the userdata, the task table */
+    return plain;
 }
 
 /* task_ended: t's coroutine returned (status LUA_OK, nres results on it)

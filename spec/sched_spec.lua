@@ -34,6 +34,23 @@ function TestSched:test_go_checks_fn_and_blames_its_caller()
     end)
 end
 
+-- The creation-site function net.debug.mark() installs runs before the
+-- task is queued: when it fails, go fails and the task never runs.
+function TestSched:test_a_failing_creation_trace_starts_no_task()
+    local sched = require "coronet.sched"
+    H.run(function()
+        local ran, before = false, #sched.tasks()
+        sched.set_trace_creation(function() error("trace boom") end)
+        local ok, err = pcall(net.go, function() ran = true end)
+        sched.set_trace_creation(nil)
+        lu.assertFalse(ok)
+        lu.assertStrContains(err, "trace boom")
+        lu.assertEquals(#sched.tasks(), before)
+        net.go(function() end):wait()           -- a whole turn later
+        lu.assertFalse(ran)
+    end)
+end
+
 function TestSched:test_go_starts_later_not_inline()
     H.run(function()
         local order = {}

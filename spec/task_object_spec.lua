@@ -49,6 +49,24 @@ function TestTaskObject:test_fields_c_keeps_and_fields_users_set()
     end)
 end
 
+-- A task that returned nothing and has no fields ends on the short path
+-- (csrc/task.c, task_end_plain); a handle held after it does not keep
+-- its coroutine either.
+function TestTaskObject:test_a_plain_task_lets_its_coroutine_go()
+    H.run(function()
+        local weak = setmetatable({}, {__mode = "v"})
+        local t = net.go(function() weak.co = coroutine.running() end)
+        local seen = net.go(function() return t.done, t.co end)   -- runs after t's only turn
+        local done, co = seen:wait()
+        lu.assertTrue(done)
+        lu.assertNil(co)
+        collectgarbage()
+        collectgarbage()
+        lu.assertNil(weak.co)
+        lu.assertTrue(t.ok)
+    end)
+end
+
 -- The task's function is its coroutine's main function: no scheduler
 -- frame lies below it (one frame fewer per task), and a callable table or
 -- a C function runs as well.

@@ -62,12 +62,16 @@ end
 
 --- go: start `fn(...)` as a new task; it first runs on the next loop turn.
 -- It is C's spawn itself (csrc/task.c), so starting a task runs no Lua.
+-- @tparam function fn a function or callable value (else an error that
+-- names the caller of go)
 -- @treturn task a handle with `:wait()`
 M.go = spawn
 
 --- set_trace_creation(fn): from now on `go` sets each new task's
--- `created` field to `fn(3)`, fn's view of where go was called (nil
--- stops); net.debug.mark() turns it on.
+-- `created` field to `fn(3)`, fn's view of where go was called; an
+-- error in fn is go's error, and no task starts. net.debug.mark() turns
+-- it on (replacing any fn set before).
+-- @tparam ?function fn the creation-site function, nil to stop
 M.set_trace_creation = core.set_trace_creation
 
 --- current: the running task, or nil outside tasks.
