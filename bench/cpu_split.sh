@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# bench/cpu_split.sh [coronet|c-epoll] [echo64|http-close] [SECS] - the
+# server's user and kernel CPU per operation under the harness's load:
+# utime and stime from /proc/PID/stat before and after SECS (default 4) of
+# `loadgen echo -c 50 -s 64` (per round trip) or `wrk -c100 -H 'Connection:
+# close'` (per request), server on CPU 0 and load on CPU 1 as in run.sh.
+# callgrind counts instructions; this says how fast they ran, which is what
+# the harness's srv us/op adds the kernel's share to.
+set -eu
+root=$(cd "$(dirname "$0")/.." && pwd)
+which=${1:-coronet} wl=${2:-echo64} secs=${3:-4}
+bench=${BENCH_DIR:-$root/../shared/bench}
+[ -d "$bench" ] || bench=/work/shared/bench
+build=$bench/build
+[ -w "$bench" ] || build=${TMPDIR:-/tmp}/coronet-bench/build
+[ -x "$build/loadgen" ] || make -s -C "$bench" BUILD="$build" >&2
+export LUA_PATH="$root/lua/?.lua;$root/lua/?/init.lua;;" LUA_CPATH="$root/build/?.so;;"
+port=$((27000 + RANDOM % 2000)) srv=echo
+case $wl in http*) srv=http ;; esac
+case $which in
+    c-epoll) taskset -c 0 "$build/c-epoll" "$srv" "$port" >/dev/null 2>&1 & ;;
+    *) taskset -c 0 lua5.4 "$root/bench/server.lua" "$srv" "$port" >/dev/null 2>&1 & ;;
+esac
+pid=$!
+trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true' EXIT
+for _ in $(seq 100); do ss -ltnH "sport = :$port" | grep -q . && break; sleep 0.05; done
+read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$pid/stat")
+case $wl in
+    http-close)
+        rate=$(taskset -c 1 wrk -t1 -c100 -d"${secs}s" -H 'Connection: close' \
+            "http://127.0.0.1:$port/" | awk '/Requests\/sec/ {print $2}') ;;
+    echo64)
+        rate=$(taskset -c 1 "$build/loadgen" echo -c 50 -s 64 -d "$secs" -p "$port" 2>&1 |
+            grep -o 'rps=[0-9.]*' | cut -d= -f2) ;;
+    *) echo "cpu_split.sh: unknown workload $wl" >&2; exit 2 ;;
+esac
+read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$pid/stat")
+awk -v r="${rate:-0}" -v t="$secs" -v du=$((u1 - u0)) -v ds=$((s1 - s0)) \
+    -v hz="$(getconf CLK_TCK)" -v k="$which" -v w="$wl" 'BEGIN {
+    n = r * t
+    if (n <= 0) { print k, w ": no operations counted" > "/dev/stderr"; exit 1 }
+    printf "%s %s ops=%d user=%.2f us/op kernel=%.2f us/op\n", k, w, n,
+        du / hz * 1e6 / n, ds / hz * 1e6 / n }'
