@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# bench/cpu_split.sh [coronet|c-epoll] [echo64|http-close] [SECS] - the
+# bench/cpu_split.sh [coronet|c-epoll] [echo64|echo4k|http-close] [SECS] - the
 # server's user and kernel CPU per operation under the harness's load:
 # utime and stime from /proc/PID/stat before and after SECS (default 4) of
-# `loadgen echo -c 50 -s 64` (per round trip) or `wrk -c100 -H 'Connection:
+# `loadgen echo -c 50 -s 64` or `-s 4096` (per round trip) or `wrk -c100 -H 'Connection:
 # close'` (per request), server on CPU 0 and load on CPU 1 as in run.sh.
 # callgrind counts instructions; this says how fast they ran, which is what
 # the harness's srv us/op adds the kernel's share to.
@@ -29,8 +29,9 @@ case $wl in
     http-close)
         rate=$(taskset -c 1 wrk -t1 -c100 -d"${secs}s" -H 'Connection: close' \
             "http://127.0.0.1:$port/" | awk '/Requests\/sec/ {print $2}') ;;
-    echo64)
-        rate=$(taskset -c 1 "$build/loadgen" echo -c 50 -s 64 -d "$secs" -p "$port" 2>&1 |
+    echo64|echo4k)
+        size=64; [ "$wl" = echo4k ] && size=4096
+        rate=$(taskset -c 1 "$build/loadgen" echo -c 50 -s "$size" -d "$secs" -p "$port" 2>&1 |
             grep -o 'rps=[0-9.]*' | cut -d= -f2) ;;
     *) echo "cpu_split.sh: unknown workload $wl" >&2; exit 2 ;;
 esac

@@ -106,16 +106,11 @@ static void conn_fill_addrs(conn *c, const struct sockaddr_storage *local, sockl
     c->rlen = peer ? conn_set_addr(c, conn_ra(c), peer, plen) : 0;
 }
 
-int conn_attach(lua_State *L, conn *c, int fd, const struct sockaddr_storage *local,
-                socklen_t llen, const struct sockaddr_storage *peer, socklen_t plen) {
-    int e = handle_init(&c->h, loop_get(L), fd);
-    if (e) {
-        close(fd);
-        return e;
-    }
+void conn_attach(lua_State *L, conn *c, int fd, const struct sockaddr_storage *local,
+                 socklen_t llen, const struct sockaddr_storage *peer, socklen_t plen) {
+    handle_init_lazy(&c->h, loop_get(L), fd);   /* registered when it first waits */
     c->h.rexact = c->net == NET_UNIX;            /* see handle.rexact */
     conn_fill_addrs(c, local, llen, peer, plen);
-    return 0;
 }
 
 int conn_failx(lua_State *L, conn *c, const char *op, const char *sys, int cause, int ctxidx) {
@@ -582,6 +577,10 @@ static int conn_socket(lua_State *L) {
     conn *c = conn_new(L, net);
     int fd = sock_open(family, SOCK_STREAM);
     if (fd < 0) return conn_fail(L, c, "dial", "socket", -fd);
+    /* registered now, not lazily: a dial always waits for connect, and a
+     * socket watched before connect() has its handshake's readiness queued
+     * ahead of the listener's, so a loopback server in the same loop sees
+     * the dial complete before it runs (and before it can reset the conn) */
     int e = handle_init(&c->h, loop_get(L), fd);
     if (e) {
         close(fd);
@@ -766,8 +765,7 @@ static int conn_from_file(lua_State *L) {
     }
     family = ss.ss_family;
     c->net = family == AF_UNIX ? NET_UNIX : NET_TCP;
-    int e = conn_attach(L, c, nfd, NULL, 0, NULL, 0);
-    if (e) return conn_fail(L, c, "file", "epoll_ctl", e);
+    conn_attach(L, c, nfd, NULL, 0, NULL, 0);
     return 1;
 }
 

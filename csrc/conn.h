@@ -45,12 +45,12 @@ conn *conn_new(lua_State *L, int net);
  * an IPv4 conn then keeps 16 bytes per address instead of 32). */
 conn *conn_new_addrlen(lua_State *L, int net, socklen_t len);
 
-/* conn_attach: make c own fd (registered with the loop); on failure closes
- * fd and returns an errno. The local address is local (llen bytes) when
+/* conn_attach: make c own fd (registered with the poller when it first
+ * waits: handle_init_lazy). The local address is local (llen bytes) when
  * given, else read from fd; the remote one is peer (plen bytes, from
  * accept) when given, else read from fd. */
-int conn_attach(lua_State *L, conn *c, int fd, const struct sockaddr_storage *local,
-                socklen_t llen, const struct sockaddr_storage *peer, socklen_t plen);
+void conn_attach(lua_State *L, conn *c, int fd, const struct sockaddr_storage *local,
+                 socklen_t llen, const struct sockaddr_storage *peer, socklen_t plen);
 
 /* conn_write_unlock: release c's write lock (c->wlocked), handing it to
  * the first queued writer. For anything that writes to a conn across

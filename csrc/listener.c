@@ -238,8 +238,7 @@ static int listener_accept_run(lua_State *L, listener *ln, task *t, int status, 
         listener_setup_conn(ln, fd);
         const struct sockaddr_storage *local = listener_conn_local(ln);
         conn *c = conn_new_addrlen(L, ln->net, local && ln->alen > plen ? ln->alen : plen);
-        int e = conn_attach(L, c, fd, local, ln->alen, &peer, plen);
-        if (e) return listener_fail(L, ln, "accept", "epoll_ctl", e, 0);
+        conn_attach(L, c, fd, local, ln->alen, &peer, plen);
         track_handle(L, -1);
         return 1;
     }

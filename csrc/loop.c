@@ -517,43 +517,68 @@ int handle_watch(handle *h, loop *lp, int fd, void (*on_event)(handle *, int)) {
 
 void handle_unwatch(handle *h) {
     if (h->fd < 0) return;
-    poller_del(&h->lp->pl, h->fd);
+    if (h->armed) poller_del(&h->lp->pl, h->fd);
+    h->armed = 0;
     h->fd = -1;
     h->lp->nfds--;
 }
 
-int handle_init(handle *h, loop *lp, int fd) {
+void handle_init_lazy(handle *h, loop *lp, int fd) {
     h->lp = lp;
     h->on_event = NULL;
     h->rd = h->wr = NULL;
     h->rdl = h->wrl = 0;
     h->rready = h->wready = 1;           /* unknown: try */
     h->rexact = 0;
-    h->fd = -1;
-    int e = poller_add(&lp->pl, fd, h);
-    if (e) return e;
+    h->armed = 0;
     h->fd = fd;
     lp->nfds++;
-    return 0;
+}
+
+int handle_arm(handle *h) {
+    if (h->armed || h->fd < 0) return 0;       /* closed: the call reports that */
+    int e = poller_add(&h->lp->pl, h->fd, h);
+    if (!e) h->armed = 1;
+    return e;
+}
+
+int handle_init(handle *h, loop *lp, int fd) {
+    handle_init_lazy(h, lp, fd);
+    int e = handle_arm(h);
+    if (e) {
+        h->fd = -1;
+        lp->nfds--;
+    }
+    return e;
+}
+
+/* The caller is about to park on h: register it first (a lazily opened
+ * conn); -1 with errno EAGAIN, or with the poller's errno if that failed. */
+static inline ssize_t handle_would_block(handle *h) {
+    int e = h->armed ? 0 : handle_arm(h);
+    errno = e ? e : EAGAIN;
+    return -1;
 }
 
 ssize_t handle_recv(handle *h, void *buf, size_t len) {
-    if (!h->rready) {
-        errno = EAGAIN;
-        return -1;
-    }
+    if (!h->rready) return handle_would_block(h);
     ssize_t n = recv(h->fd, buf, len, 0);
-    if ((n > 0 && (size_t)n < len && !h->rexact) || (n < 0 && errno == EAGAIN)) h->rready = 0;
+    if (n > 0 && (size_t)n < len && !h->rexact) h->rready = 0;
+    if (n < 0 && errno == EAGAIN) {
+        h->rready = 0;
+        return handle_would_block(h);
+    }
     return n;
 }
 
 ssize_t handle_send(handle *h, const void *buf, size_t len) {
-    if (!h->wready) {
-        errno = EAGAIN;
-        return -1;
-    }
+    if (!h->wready) return handle_would_block(h);
     ssize_t n = send(h->fd, buf, len, MSG_NOSIGNAL);
-    if ((n >= 0 && (size_t)n < len) || (n < 0 && errno == EAGAIN)) h->wready = 0;
+    if (n >= 0 && (size_t)n < len) h->wready = 0;
+    if (n < 0 && errno == EAGAIN) {
+        h->wready = 0;
+        return handle_would_block(h);
+    }
     return n;
 }
 
@@ -564,7 +589,8 @@ int handle_close(handle *h) {
     h->fd = -1;
     if (h->rd) task_wake(h->rd, WAKE_CLOSED);
     if (h->wr) task_wake(h->wr, WAKE_CLOSED);
-    poller_del(&h->lp->pl, fd);
+    if (h->armed) poller_del(&h->lp->pl, fd);
+    h->armed = 0;
     close(fd);
     h->lp->nfds--;
     return 0;

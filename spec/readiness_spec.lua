@@ -17,7 +17,7 @@ end
 -- parked_reading(): wait until some task is parked in a read.
 local function parked_reading()
     for _ = 1, 1000 do
-        if (net.debug.stats().blocked or {}).read or 0 > 0 then return end
+        if ((net.debug.stats().blocked or {}).read or 0) > 0 then return end
         net.sleep(0)
     end
     error("no reader parked")
@@ -174,3 +174,52 @@ TestReadiness.test_udp_short_batch_then_later_datagram = T(function(defer)
 end)
 
 if not SPEC_RUNNER then os.exit(lu.LuaUnit.run()) end
+
+-- polled_fds(): the fds every epoll instance of this process watches,
+-- from /proc/self/fdinfo (an epoll fd lists each as "tfd: N").
+local function polled_fds()
+    local set = {}
+    for fd = 0, 1023 do
+        local f = io.open("/proc/self/fdinfo/" .. fd)
+        if f then
+            for n in f:read("a"):gmatch("tfd:%s*(%d+)") do set[tonumber(n)] = true end
+            f:close()
+        end
+    end
+    return set
+end
+
+-- An accepted conn is registered with the poller when it first waits
+-- (handle_arm), not when it is accepted: one that reads what came, writes
+-- and closes never costs an epoll_ctl. Whatever readiness came before the
+-- registration is reported by it.
+for _, network in ipairs({"tcp", "unix"}) do
+    TestReadiness["test_an_accepted_conn_is_polled_once_it_waits_" .. network] = T(function(defer)
+        local a, b = H.pair(defer, network)         -- b is the accepted one
+        lu.assertTrue(polled_fds()[a:fd()], "a dialed conn is polled from the start")
+        assert(b:write("hello"))
+        lu.assertEquals(a:read(64), "hello")
+        lu.assertNil(polled_fds()[b:fd()], "writes that did not wait registered nothing")
+        local t = spawn(function() return b:read(64) end)
+        parked_reading()
+        lu.assertTrue(polled_fds()[b:fd()], "a read that waits registers the conn")
+        assert(a:write("ping"))
+        lu.assertEquals(H.join(t), "ping")
+    end)
+
+    -- a short read leaves the conn unregistered and marked drained; data
+    -- that comes before the next read is reported by the registration
+    -- that read makes, so it does not wait for a later edge
+    TestReadiness["test_data_before_the_first_wait_is_not_lost_" .. network] = T(function(defer)
+        local a, b = H.pair(defer, network)
+        assert(a:write("ab"))
+        lu.assertEquals(b:read(64), "ab")
+        assert(a:write("cd"))
+        turns(3)
+        lu.assertEquals(b:read(64), "cd")
+        assert(a:close())
+        local v, err = b:read(64)
+        lu.assertNil(v)
+        lu.assertIs(err, net.EOF)
+    end)
+end
