@@ -533,6 +533,8 @@ static int conn_connect(lua_State *L) {
     if (r == 0) return conn_connect_k(L, LUA_OK, ctxidx * 2 + 1);
     e = errno;
     if (e != EINPROGRESS) return conn_fail(L, c, "dial", "connect", e);
+    /* a conn from conn_socket is registered; one from file_conn may not be */
+    if ((e = handle_register(&c->h))) return conn_fail(L, c, "dial", "epoll_ctl", e);
     return task_park_ctx(L, t, &c->h.wr, deadline, PARK_CONNECT, ctxidx, ctxidx * 2, conn_connect_k);
 }
 

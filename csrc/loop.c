@@ -517,8 +517,8 @@ int handle_watch(handle *h, loop *lp, int fd, void (*on_event)(handle *, int)) {
 
 void handle_unwatch(handle *h) {
     if (h->fd < 0) return;
-    if (h->armed) poller_del(&h->lp->pl, h->fd);
-    h->armed = 0;
+    if (h->registered) poller_del(&h->lp->pl, h->fd);
+    h->registered = 0;
     h->fd = -1;
     h->lp->nfds--;
 }
@@ -530,21 +530,21 @@ void handle_init_lazy(handle *h, loop *lp, int fd) {
     h->rdl = h->wrl = 0;
     h->rready = h->wready = 1;           /* unknown: try */
     h->rexact = 0;
-    h->armed = 0;
+    h->registered = 0;
     h->fd = fd;
     lp->nfds++;
 }
 
-int handle_arm(handle *h) {
-    if (h->armed || h->fd < 0) return 0;       /* closed: the call reports that */
+int handle_register(handle *h) {
+    if (h->registered || h->fd < 0) return 0;       /* closed: the call reports that */
     int e = poller_add(&h->lp->pl, h->fd, h);
-    if (!e) h->armed = 1;
+    if (!e) h->registered = 1;
     return e;
 }
 
 int handle_init(handle *h, loop *lp, int fd) {
     handle_init_lazy(h, lp, fd);
-    int e = handle_arm(h);
+    int e = handle_register(h);
     if (e) {
         h->fd = -1;
         lp->nfds--;
@@ -552,10 +552,11 @@ int handle_init(handle *h, loop *lp, int fd) {
     return e;
 }
 
-/* The caller is about to park on h: register it first (a lazily opened
- * conn); -1 with errno EAGAIN, or with the poller's errno if that failed. */
+/* handle_would_block: the caller is about to park on h, so register h
+ * first (a lazily opened conn); -1 with errno EAGAIN, or with the
+ * poller's errno when that failed. */
 static inline ssize_t handle_would_block(handle *h) {
-    int e = h->armed ? 0 : handle_arm(h);
+    int e = h->registered ? 0 : handle_register(h);
     errno = e ? e : EAGAIN;
     return -1;
 }
@@ -589,8 +590,8 @@ int handle_close(handle *h) {
     h->fd = -1;
     if (h->rd) task_wake(h->rd, WAKE_CLOSED);
     if (h->wr) task_wake(h->wr, WAKE_CLOSED);
-    if (h->armed) poller_del(&h->lp->pl, fd);
-    h->armed = 0;
+    if (h->registered) poller_del(&h->lp->pl, fd);
+    h->registered = 0;
     close(fd);
     h->lp->nfds--;
     return 0;

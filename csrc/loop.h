@@ -75,6 +75,8 @@ void waitq_wake_all(waitq *q, int reason);
 /* waitq_set_deadline: move every queued task's deadline (task_set_deadline). */
 void waitq_set_deadline(waitq *q, double t);
 
+#define HANDLE_TRACK_BITS 28  /* handle.track's width: at most 2^28 - 1 slots */
+
 /* handle: an fd registered once with the poller (edge-triggered) and the
  * tasks parked on it. Embedded first in conns, listeners, packet conns. */
 typedef struct handle {
@@ -89,10 +91,10 @@ typedef struct handle {
      * (a read stops short after a message that carried fds). */
     unsigned rready : 1, wready : 1, rexact : 1;
     /* registered with the poller; a conn is registered when it first
-     * parks (handle_arm), so one that never waits costs no epoll_ctl */
-    unsigned armed : 1;
+     * parks (handle_register), so one that never waits costs no epoll_ctl */
+    unsigned registered : 1;
     /* its slot in the registry of tracked objects (track.c), 0: none */
-    unsigned track : 28;
+    unsigned track : HANDLE_TRACK_BITS;
     struct loop *lp;
     task *rd, *wr;       /* parked reader / writer */
     double rdl, wrl;     /* read / write deadlines, absolute; 0 when none */
@@ -264,21 +266,21 @@ int handle_init(handle *h, loop *lp, int fd);
 /* handle_init_lazy: open h around fd without registering it: a conn
  * that reads what has arrived, writes and closes never waits, and so
  * never needs the poller. Whoever parks a task on h.rd or h.wr calls
- * handle_arm first (a handle no poller watches never wakes). */
+ * handle_register first (a handle no poller watches never wakes). */
 void handle_init_lazy(handle *h, loop *lp, int fd);
 
-/* handle_arm: register h with the poller unless it is (or is closed); 0
+/* handle_register: register h with the poller unless it is (or is closed); 0
  * or an errno (h stays unregistered and open). The registration is
  * edge-triggered and reports the fd's state at that moment, so readiness
  * that came before it is not lost. */
-int handle_arm(handle *h);
+int handle_register(handle *h);
 
 /* handle_recv / handle_send: recv / send(MSG_NOSIGNAL) on h's fd, as the
  * syscalls return (n, or -1 with errno), except that when the hints say
  * that side is drained they fail with EAGAIN without a syscall; a short
  * transfer or EAGAIN marks it drained until the poller reports it again.
- * EAGAIN means "park": h is registered (handle_arm) before it is returned,
- * and when that fails the errno is the poller's instead.
+ * EAGAIN means "park": h is registered (handle_register) before it is
+ * returned, and when that fails the errno is the poller's instead.
  * For stream sockets only: a short read means the receive queue was
  * empty (unless h->rexact), a short write that the send buffer was full. */
 ssize_t handle_recv(handle *h, void *buf, size_t len);

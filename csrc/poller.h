@@ -1,6 +1,6 @@
 /* poller.h - the readiness backend, chosen at build time (poller_epoll.c on
  * Linux). Each fd is registered once for both directions, edge-triggered
- * (an accepted conn when it first waits: handle_arm in loop.h). */
+ * (an accepted conn when it first waits: handle_register in loop.h). */
 #ifndef CORONET_POLLER_H
 #define CORONET_POLLER_H
 

@@ -34,7 +34,7 @@ static void track_new_table(lua_State *L, unsigned cap) {
  * replaces the old one, on top of the stack. 0 when out of memory. */
 static int track_grow(lua_State *L, loop *lp) {
     unsigned old = lp->track_cap, cap = old ? old * 2 : 64;
-    if (cap > (1u << 29) - 1) return 0;      /* handle.track's width */
+    if (cap > (1u << HANDLE_TRACK_BITS) - 1) return 0;   /* handle.track's width */
     lua_Integer *ids = realloc(lp->track_ids, cap * sizeof *ids);
     if (!ids) return 0;
     lp->track_ids = ids;
