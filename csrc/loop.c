@@ -515,10 +515,16 @@ int handle_watch(handle *h, loop *lp, int fd, void (*on_event)(handle *, int)) {
     return e;
 }
 
-void handle_unwatch(handle *h) {
-    if (h->fd < 0) return;
+/* handle_unregister: stop the poller watching h's fd, if it does (before
+ * the fd is closed or handed back to its owner). */
+static void handle_unregister(handle *h) {
     if (h->registered) poller_del(&h->lp->pl, h->fd);
     h->registered = 0;
+}
+
+void handle_unwatch(handle *h) {
+    if (h->fd < 0) return;
+    handle_unregister(h);
     h->fd = -1;
     h->lp->nfds--;
 }
@@ -586,12 +592,11 @@ ssize_t handle_send(handle *h, const void *buf, size_t len) {
 int handle_close(handle *h) {
     track_release(h);                    /* closed: net.debug.conns() lists it no more */
     if (h->fd < 0) return -1;
+    handle_unregister(h);
     int fd = h->fd;
     h->fd = -1;
     if (h->rd) task_wake(h->rd, WAKE_CLOSED);
     if (h->wr) task_wake(h->wr, WAKE_CLOSED);
-    if (h->registered) poller_del(&h->lp->pl, fd);
-    h->registered = 0;
     close(fd);
     h->lp->nfds--;
     return 0;

@@ -77,8 +77,8 @@ void waitq_set_deadline(waitq *q, double t);
 
 #define HANDLE_TRACK_BITS 28  /* handle.track's width: at most 2^28 - 1 slots */
 
-/* handle: an fd registered once with the poller (edge-triggered) and the
- * tasks parked on it. Embedded first in conns, listeners, packet conns. */
+/* handle: an fd registered once with the poller (edge-triggered; a conn
+ * when it first waits, see handle_init_lazy) and the tasks parked on it. Embedded first in conns, listeners, packet conns. */
 typedef struct handle {
     int fd;              /* -1 once closed */
     /* Readiness hints (handle_recv, handle_send): 0 once a syscall showed

@@ -188,9 +188,9 @@ local function polled_fds()
 end
 
 -- An accepted conn is registered with the poller when it first waits
--- (handle_register), not when it is accepted: one that reads what came, writes
--- and closes never costs an epoll_ctl. Whatever readiness came before the
--- registration is reported by it.
+-- (handle_register), not when it is accepted: one that reads what came,
+-- writes and closes never costs an epoll_ctl. Whatever readiness came
+-- before the registration is reported by it.
 for _, network in ipairs({"tcp", "unix"}) do
     TestReadiness["test_an_accepted_conn_is_polled_once_it_waits_" .. network] = T(function(defer)
         local a, b = H.pair(defer, network)         -- b is the accepted one
