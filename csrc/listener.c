@@ -239,6 +239,7 @@ static int listener_accept_run(lua_State *L, listener *ln, task *t, int status, 
         const struct sockaddr_storage *local = listener_conn_local(ln);
         conn *c = conn_new_addrlen(L, ln->net, local && ln->alen > plen ? ln->alen : plen);
         conn_attach(L, c, fd, local, ln->alen, &peer, plen);
+        handle_accepted(&c->h);
         track_handle(L, -1);
         return 1;
     }

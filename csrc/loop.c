@@ -480,7 +480,8 @@ static int loop_now_l(lua_State *L) {
     return 1;
 }
 
-/* core.stats() -> {timers, fds, fdwait, ready, blocked = {kind = n}}. */
+/* core.stats() -> {timers, fds, fdwait, ready, blocked = {kind = n},
+ * first_read, heap}. */
 static int loop_stats(lua_State *L) {
     const char *const *kinds = loop_kind_names;
     loop *lp = loop_get(L);
@@ -499,6 +500,8 @@ static int loop_stats(lua_State *L) {
         lua_setfield(L, -2, kinds[k]);
     }
     lua_setfield(L, -2, "blocked");
+    lua_pushstring(L, handle_first_reads_park(lp) ? "park" : "recv");
+    lua_setfield(L, -2, "first_read");      /* handle_accepted's guess */
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
     struct mallinfo2 mi = mallinfo2();      /* bytes malloc'ed and not freed: */
     lua_pushinteger(L, (lua_Integer)mi.uordblks);   /* leaks show here, not */
@@ -537,20 +540,22 @@ void handle_init_lazy(handle *h, loop *lp, int fd) {
     h->rready = h->wready = 1;           /* unknown: try */
     h->rexact = 0;
     h->registered = 0;
+    h->first = 0;
     h->fd = fd;
     lp->nfds++;
 }
 
-int handle_register(handle *h) {
-    if (h->registered || h->fd < 0) return 0;       /* closed: the call reports that */
-    int e = poller_add(&h->lp->pl, h->fd, h);
-    if (!e) h->registered = 1;
+int handle_register(handle *h, int what) {
+    int want = h->registered | what;
+    if (want == h->registered || h->fd < 0) return 0;   /* closed: the call reports that */
+    int e = poller_watch(&h->lp->pl, h->fd, h, want, h->registered);
+    if (!e) h->registered = (unsigned)want;
     return e;
 }
 
 int handle_init(handle *h, loop *lp, int fd) {
     handle_init_lazy(h, lp, fd);
-    int e = handle_register(h);
+    int e = handle_register(h, POLLER_IN | POLLER_OUT);
     if (e) {
         h->fd = -1;
         lp->nfds--;
@@ -558,33 +563,62 @@ int handle_init(handle *h, loop *lp, int fd) {
     return e;
 }
 
-/* handle_would_block: the caller is about to park on h, so register h
- * first (a lazily opened conn); -1 with errno EAGAIN, or with the
- * poller's errno when that failed. */
-static inline ssize_t handle_would_block(handle *h) {
-    int e = h->registered ? 0 : handle_register(h);
+/* handle_would_block: the caller is about to park on side of h, so have
+ * the poller watch that side first (a lazily opened conn); -1 with errno
+ * EAGAIN, or with the poller's errno when that failed. */
+static inline ssize_t handle_would_block(handle *h, int side) {
+    int e = (h->registered & side) ? 0 : handle_register(h, side);
     errno = e ? e : EAGAIN;
     return -1;
 }
 
+/* handle_accepted's guess: the score rises by 1 for each first recv that
+ * found nothing and falls by FIRST_FOUND for one that found data, so a few
+ * clients that write at once turn it off; at FIRST_EMPTY_GUESS and up,
+ * all but every FIRST_SAMPLE-th conn start drained. */
+enum { FIRST_EMPTY_MAX = 16, FIRST_EMPTY_GUESS = 8, FIRST_FOUND = 4, FIRST_SAMPLE = 8 };
+
+int handle_first_reads_park(const loop *lp) {
+    return lp->first_empty >= FIRST_EMPTY_GUESS;
+}
+
+void handle_accepted(handle *h) {
+    loop *lp = h->lp;
+    if (handle_first_reads_park(lp) && ++lp->naccepted % FIRST_SAMPLE)
+        h->rready = 0;
+    else
+        h->first = 1;
+}
+
+/* handle_learn: h's first recv found nothing (empty) or data. */
+static void handle_learn(handle *h, int empty) {
+    loop *lp = h->lp;
+    h->first = 0;
+    if (empty)
+        lp->first_empty += lp->first_empty < FIRST_EMPTY_MAX;
+    else
+        lp->first_empty = lp->first_empty > FIRST_FOUND ? lp->first_empty - FIRST_FOUND : 0;
+}
+
 ssize_t handle_recv(handle *h, void *buf, size_t len) {
-    if (!h->rready) return handle_would_block(h);
+    if (!h->rready) return handle_would_block(h, POLLER_IN);
     ssize_t n = recv(h->fd, buf, len, 0);
+    if (h->first) handle_learn(h, n < 0 && errno == EAGAIN);
     if (n > 0 && (size_t)n < len && !h->rexact) h->rready = 0;
     if (n < 0 && errno == EAGAIN) {
         h->rready = 0;
-        return handle_would_block(h);
+        return handle_would_block(h, POLLER_IN);
     }
     return n;
 }
 
 ssize_t handle_send(handle *h, const void *buf, size_t len) {
-    if (!h->wready) return handle_would_block(h);
+    if (!h->wready) return handle_would_block(h, POLLER_OUT);
     ssize_t n = send(h->fd, buf, len, MSG_NOSIGNAL);
     if (n >= 0 && (size_t)n < len) h->wready = 0;
     if (n < 0 && errno == EAGAIN) {
         h->wready = 0;
-        return handle_would_block(h);
+        return handle_would_block(h, POLLER_OUT);
     }
     return n;
 }

@@ -75,10 +75,11 @@ void waitq_wake_all(waitq *q, int reason);
 /* waitq_set_deadline: move every queued task's deadline (task_set_deadline). */
 void waitq_set_deadline(waitq *q, double t);
 
-#define HANDLE_TRACK_BITS 28  /* handle.track's width: at most 2^28 - 1 slots */
+#define HANDLE_TRACK_BITS 26  /* handle.track's width: at most 2^26 - 1 slots */
 
-/* handle: an fd registered once with the poller (edge-triggered; a conn
- * when it first waits, see handle_init_lazy) and the tasks parked on it. Embedded first in conns, listeners, packet conns. */
+/* handle: an fd the poller watches (edge-triggered; a conn only for the
+ * sides it has waited on, see handle_init_lazy) and the tasks parked on
+ * it. Embedded first in conns, listeners, packet conns. */
 typedef struct handle {
     int fd;              /* -1 once closed */
     /* Readiness hints (handle_recv, handle_send): 0 once a syscall showed
@@ -90,9 +91,14 @@ typedef struct handle {
      * its mark with data queued behind), or the socket is a unix stream
      * (a read stops short after a message that carried fds). */
     unsigned rready : 1, wready : 1, rexact : 1;
-    /* registered with the poller; a conn is registered when it first
-     * parks (handle_register), so one that never waits costs no epoll_ctl */
-    unsigned registered : 1;
+    /* the sides the poller watches (POLLER_IN, POLLER_OUT); a conn adds a
+     * side when a task first parks on it (handle_register), so one that
+     * never waits costs no epoll_ctl and one that only waits to read is
+     * never woken because it can write */
+    unsigned registered : 2;
+    /* an accepted conn whose first recv is still to come: what it finds
+     * trains the loop's guess (handle_accepted) */
+    unsigned first : 1;
     /* its slot in the registry of tracked objects (track.c), 0: none */
     unsigned track : HANDLE_TRACK_BITS;
     struct loop *lp;
@@ -143,6 +149,9 @@ typedef struct loop {
     unsigned *track_free; /* slots given back by __gc, to give out again */
     unsigned ntrackfree, captrackfree;
     int nfds;            /* open handles */
+    /* handle_accepted's guess: how often accepted conns' first recv found
+     * nothing (a score, 0..FIRST_EMPTY_MAX), and the conns accepted */
+    unsigned first_empty, naccepted;
     int nfdwait;         /* tasks parked on a handle */
     int nblocked[PARK_NKINDS];
     char *rbuf;          /* shared read buffer: idle conns own none */
@@ -266,21 +275,37 @@ int handle_init(handle *h, loop *lp, int fd);
 /* handle_init_lazy: open h around fd without registering it: a conn
  * that reads what has arrived, writes and closes never waits, and so
  * never needs the poller. Whoever parks a task on h.rd or h.wr calls
- * handle_register first (a handle no poller watches never wakes). */
+ * handle_register for that side first (a side no poller watches never
+ * wakes). */
 void handle_init_lazy(handle *h, loop *lp, int fd);
 
-/* handle_register: register h with the poller unless it is (or is closed); 0
- * or an errno (h stays unregistered and open). The registration is
- * edge-triggered and reports the fd's state at that moment, so readiness
- * that came before it is not lost. */
-int handle_register(handle *h);
+/* handle_accepted: h (opened lazily) is a conn just accepted. When most
+ * recent accepted conns' first recv found nothing (their clients write a
+ * moment after the connect completes, as wrk and browsers do), h starts
+ * marked drained: its first read registers h and parks at once instead of
+ * making a recv that fails with EAGAIN. A wrong guess costs a loop turn,
+ * never data: the registration reports what has arrived. Every 8th conn
+ * still tries, so the guess follows the clients. */
+void handle_accepted(handle *h);
+
+/* handle_first_reads_park: whether handle_accepted now starts conns
+ * drained (net.debug.stats().first_read is "park", else "recv"). */
+int handle_first_reads_park(const loop *lp);
+
+/* handle_register: have the poller watch h for the sides in what
+ * (POLLER_IN, POLLER_OUT) as well as those it watches (adding h, or
+ * modifying it); a no-op when it does, or when h is closed. 0 or an errno
+ * (h is left as it was, open). Edge-triggered: each change reports the
+ * fd's state at that moment, so readiness that came before it is not
+ * lost. */
+int handle_register(handle *h, int what);
 
 /* handle_recv / handle_send: recv / send(MSG_NOSIGNAL) on h's fd, as the
  * syscalls return (n, or -1 with errno), except that when the hints say
  * that side is drained they fail with EAGAIN without a syscall; a short
  * transfer or EAGAIN marks it drained until the poller reports it again.
- * EAGAIN means "park": h is registered (handle_register) before it is
- * returned, and when that fails the errno is the poller's instead.
+ * EAGAIN means "park": h is registered for that side (handle_register)
+ * before it is returned, and when that fails the errno is the poller's.
  * For stream sockets only: a short read means the receive queue was
  * empty (unless h->rexact), a short write that the send buffer was full. */
 ssize_t handle_recv(handle *h, void *buf, size_t len);

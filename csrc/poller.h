@@ -1,6 +1,7 @@
 /* poller.h - the readiness backend, chosen at build time (poller_epoll.c on
- * Linux). Each fd is registered once for both directions, edge-triggered
- * (an accepted conn when it first waits: handle_register in loop.h). */
+ * Linux). Fds are watched edge-triggered, for the directions asked: most
+ * for both from the start, an accepted conn for each side when a task
+ * first waits on it (handle_register in loop.h). */
 #ifndef CORONET_POLLER_H
 #define CORONET_POLLER_H
 
@@ -24,10 +25,13 @@ typedef struct poller {
 int poller_init(poller *p);
 /* poller_free: release the backend; safe twice. */
 void poller_free(poller *p);
-/* poller_add: watch fd in both directions with data as its tag; 0 or errno.
- * Priority data is watched too: TCP urgent data (POLLER_URGENT); on other
- * fds (a pty's, a kernfs file's) it is only one more wake as readable. */
-int poller_add(poller *p, int fd, void *data);
+/* poller_watch: watch fd for what (POLLER_IN, POLLER_OUT or both) with data
+ * as its tag, where was is what it watched until now (0: fd is added);
+ * 0 or errno. Errors and hang-ups are reported either way. Watching IN
+ * includes the peer's half-close and priority data: TCP urgent data
+ * (POLLER_URGENT); on other fds (a pty's, a kernfs file's) it is only one
+ * more wake as readable. */
+int poller_watch(poller *p, int fd, void *data, int what, int was);
 /* poller_del: stop watching fd (before it is closed: a dup'ed fd would
  * otherwise keep reporting a stale tag); 0 or errno. */
 int poller_del(poller *p, int fd);

@@ -1,7 +1,7 @@
 /* poller_epoll.c - the Linux poller backend: one epoll instance, fds
- * registered once for IN|OUT|RDHUP|PRI, edge-triggered, so a wait never
- * needs an epoll_ctl. PRI (TCP urgent data) is reported as readable and
- * POLLER_URGENT. */
+ * registered edge-triggered for IN (with RDHUP and PRI), OUT or both, so a
+ * wait needs an epoll_ctl only the first time a side is waited on. PRI
+ * (TCP urgent data) is reported as readable and POLLER_URGENT. */
 #include <errno.h>
 #include <unistd.h>
 #include <sys/epoll.h>
@@ -17,11 +17,13 @@ void poller_free(poller *p) {
     p->fd = -1;
 }
 
-int poller_add(poller *p, int fd, void *data) {
+int poller_watch(poller *p, int fd, void *data, int what, int was) {
     struct epoll_event e;
-    e.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET;
+    e.events = EPOLLET;
+    if (what & POLLER_IN) e.events |= EPOLLIN | EPOLLRDHUP | EPOLLPRI;
+    if (what & POLLER_OUT) e.events |= EPOLLOUT;
     e.data.ptr = data;
-    return epoll_ctl(p->fd, EPOLL_CTL_ADD, fd, &e) < 0 ? errno : 0;
+    return epoll_ctl(p->fd, was ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &e) < 0 ? errno : 0;
 }
 
 int poller_del(poller *p, int fd) {

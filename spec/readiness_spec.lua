@@ -222,4 +222,139 @@ for _, network in ipairs({"tcp", "unix"}) do
     end)
 end
 
+-- polled_events(fd) -> the epoll event mask every epoll instance of this
+-- process watches fd for (0: none), from /proc/self/fdinfo.
+local function polled_events(fd)
+    local mask = 0
+    for efd = 0, 1023 do
+        local f = io.open("/proc/self/fdinfo/" .. efd)
+        if f then
+            for n, ev in f:read("a"):gmatch("tfd:%s*(%d+)%s+events:%s*(%x+)") do
+                if tonumber(n) == fd then mask = mask | tonumber(ev, 16) end
+            end
+            f:close()
+        end
+    end
+    return mask
+end
+local EPOLLIN, EPOLLOUT = 0x1, 0x4
+
+-- parked(kind): wait until some task is parked in a wait of that kind.
+local function parked(kind)
+    for _ = 1, 1000 do
+        if ((net.debug.stats().blocked or {})[kind] or 0) > 0 then return end
+        net.sleep(0)
+    end
+    error("no task parked in " .. kind)
+end
+
+-- An accepted conn is watched for each side when a task first waits on
+-- it: a server that waits to read is not woken because it can write (a
+-- fresh socket is writable, so watching both would report that at once).
+for _, network in ipairs({"tcp", "unix"}) do
+    TestReadiness["test_an_accepted_conn_is_watched_for_the_side_it_waits_on_" .. network] =
+        T(function(defer)
+            local a, b = H.pair(defer, network)
+            local r = spawn(function() return b:read(64) end)
+            parked("read")
+            local ev = polled_events(b:fd())
+            lu.assertNotEquals(ev & EPOLLIN, 0, "a reader waits: watched for input")
+            lu.assertEquals(ev & EPOLLOUT, 0, "no writer waited: not watched for output")
+            local big = H.pattern(16 << 20)          -- more than the socket buffers hold
+            local w = spawn(function() return b:write(big) end)
+            parked("write")
+            ev = polled_events(b:fd())
+            lu.assertNotEquals(ev & EPOLLOUT, 0, "a writer waits: watched for output too")
+            lu.assertNotEquals(ev & EPOLLIN, 0, "and still for input")
+            local got = assert(a:read_full(#big))
+            lu.assertTrue(got == big, "the blocked write's bytes arrive whole")
+            lu.assertEquals(H.join(w), #big)
+            assert(a:write("ping"))
+            lu.assertEquals(H.join(r), "ping")
+        end)
+end
+
+-- The loop guesses whether an accepted conn's first bytes have come
+-- (handle_accepted): when clients write only after the server reads, a
+-- conn's first read parks at once instead of making a recv that fails;
+-- clients that write at once turn the guess off again. Whichever way it
+-- guesses, every read gets its bytes (a wrong guess costs a loop turn).
+local function echo_once_server(defer)
+    local ln = assert(net.listen("tcp", "127.0.0.1:0"))
+    defer(ln)
+    spawn(function()
+        while true do
+            local c = ln:accept()
+            if not c then return end
+            net.go(function()
+                local data = c:read(64)
+                if data then c:write(data) end
+                c:close()
+            end)
+        end
+    end)
+    return tostring(ln:addr())
+end
+
+-- client(addr, i, late): dial, write (after the server's read parked, if
+-- late) and check the echo.
+local function client(addr, i, late)
+    local c = assert(net.dial("tcp", addr))
+    if late then parked("read") end
+    local msg = "m" .. i
+    assert(c:write(msg))
+    lu.assertEquals(c:read_full(#msg), msg)
+    c:close()
+end
+
+TestReadiness.test_first_reads_follow_the_clients = T(function(defer)
+    local addr = echo_once_server(defer)
+    for i = 1, 24 do client(addr, i, true) end
+    lu.assertEquals(net.debug.stats().first_read, "park", "late writers: first reads park")
+    for i = 25, 40 do client(addr, i, true) end       -- parked first reads still wake
+    local flipped
+    for i = 41, 100 do
+        client(addr, i, false)                        -- the guess is wrong for these
+        if net.debug.stats().first_read == "recv" then
+            flipped = i - 40
+            break
+        end
+    end
+    lu.assertNotNil(flipped, "clients that write at once turn the guess off")
+    lu.assertTrue(flipped <= 40, "within 40 conns: " .. tostring(flipped))
+    for i = 101, 110 do client(addr, i, false) end
+    lu.assertEquals(net.debug.stats().first_read, "recv")
+end)
+
+-- a server that speaks first (a banner) under the guess: its read after
+-- the banner gets the client's answer
+TestReadiness.test_a_banner_server_under_the_guess = T(function(defer)
+    local ln = assert(net.listen("tcp", "127.0.0.1:0"))
+    defer(ln)
+    local addr = tostring(ln:addr())
+    spawn(function()
+        while true do
+            local c = ln:accept()
+            if not c then return end
+            net.go(function()
+                c:write("220 hello\n")
+                local data = c:read(64)
+                if data then c:write("got " .. data) end
+                c:close()
+            end)
+        end
+    end)
+    local echo_addr = echo_once_server(defer)
+    for i = 1, 24 do client(echo_addr, i, true) end
+    lu.assertEquals(net.debug.stats().first_read, "park")
+    for i = 1, 10 do
+        local c = assert(net.dial("tcp", addr))
+        lu.assertEquals(c:read_full(10), "220 hello\n")
+        assert(c:write("x" .. i))
+        local want = "got x" .. i
+        lu.assertEquals(c:read_full(#want), want)
+        c:close()
+    end
+end)
+
 if not SPEC_RUNNER then os.exit(lu.LuaUnit.run()) end
