@@ -10,7 +10,10 @@
  * count moves by tens of percent from run to run.
  * With RECONNECT 1, each round trip is on a conn of its own (connect, one
  * round trip, close: the harness's accept workload, one conn at a time),
- * and the count is per accepted conn. SIZE 0 sends an HTTP request
+ * and the count is per accepted conn. RECONNECT 2 is the same but waits
+ * THINK_US after the connect instead of before it, so the server has
+ * parked in its first read before the request comes, as under wrk (whose
+ * clients write a moment after the connect completes). SIZE 0 sends an HTTP request
  * instead and reads its answer: over the one keep-alive conn (the http
  * workload), or with RECONNECT one request with "Connection: close" per
  * conn, its answer read to EOF (http-close); against the http server.
@@ -58,14 +61,15 @@ int main(int argc, char **argv) {
     long n = atol(argv[2]);
     size_t size = (size_t)atol(argv[3]);
     long think = argc >= 5 ? atol(argv[4]) : 1000;
-    int reconnect = argc == 6 && atoi(argv[5]) != 0;
+    int reconnect = argc == 6 ? atoi(argv[5]) : 0, late = reconnect == 2;
     struct timespec pause = {think / 1000000, (think % 1000000) * 1000};
     char *out = malloc(size), *in = malloc(size);
     int fd = reconnect ? -2 : dial(port);
     if (!out || !in || fd == -1) return 1;
     for (long i = 0; i < n; i++) {
-        if (think > 0) nanosleep(&pause, NULL);
+        if (think > 0 && !late) nanosleep(&pause, NULL);
         if (reconnect && (fd = dial(port)) < 0) return 1;
+        if (think > 0 && late) nanosleep(&pause, NULL);
         if (size == 0) {                 /* one HTTP request; with reconnect, the answer to EOF */
             static const char req_close[] = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
             static const char req_keep[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -100,6 +104,6 @@ int main(int argc, char **argv) {
         if (reconnect && size) close(fd);
     }
     if (!reconnect) close(fd);
-    printf("RESULT mode=pingpong n=%ld size=%zu reconnect=%d\n", n, size, reconnect);
+    printf("RESULT mode=pingpong n=%ld size=%zu reconnect=%d\n", n, size, reconnect != 0);
     return 0;
 }

@@ -14,6 +14,8 @@
 #   http: keep-alive requests over one conn to the http server (per request);
 #   http-close: the same against the http server, one request with
 #     "Connection: close" per conn (per request);
+#   http-close-late: the same, but the client writes CG_LATE_US (5000)
+#     after its connect, so the server's first read waits, as under wrk;
 #   bulk: the harness's `loadgen bulk -n MIB` (per MiB; how reads split
 #     the stream depends on timing, so this one moves by a percent or two);
 #   echo64-c50: the harness's own echo load, `loadgen echo -c 50 -s 64`,
@@ -64,6 +66,7 @@ total() {
         accept) res=$("$tmp/pingpong" "$port" "$2" 8 1000 1) ;;
         http) res=$("$tmp/pingpong" "$port" "$2" 0 1000 0) ;;
         http-close) res=$("$tmp/pingpong" "$port" "$2" 0 1000 1) ;;
+        http-close-late) res=$("$tmp/pingpong" "$port" "$2" 0 "${CG_LATE_US:-5000}" 2) ;;
         bulk) res=$("$lg" bulk -p "$port" -n "$2" | tail -1) ;;
         echo64-c50) res=$(taskset -c 1 "$lg" echo -c 50 -s 64 -d "$2" -p "$port" | tail -1) ;;
     esac
