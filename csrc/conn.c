@@ -534,7 +534,7 @@ static int conn_connect(lua_State *L) {
     e = errno;
     if (e != EINPROGRESS) return conn_fail(L, c, "dial", "connect", e);
     /* a conn from conn_socket is registered; one from file_conn may not be */
-    if ((e = handle_register(&c->h, POLLER_IN | POLLER_OUT))) return conn_fail(L, c, "dial", "epoll_ctl", e);
+    if ((e = handle_register(&c->h, POLLER_BOTH))) return conn_fail(L, c, "dial", "epoll_ctl", e);
     return task_park_ctx(L, t, &c->h.wr, deadline, PARK_CONNECT, ctxidx, ctxidx * 2, conn_connect_k);
 }
 

@@ -238,8 +238,10 @@ static int iocopy_copy(lua_State *L) {
     if (src && pipe2(st->pfd, O_NONBLOCK | O_CLOEXEC) < 0)
         return iocopy_abort(L, st, 0, "pipe2", errno);
     int e;                                       /* splice's EAGAIN parks: register both */
-    if (src && (e = handle_register(&src->h, POLLER_IN | POLLER_OUT))) return iocopy_abort(L, st, 0, "epoll_ctl", e);
-    if (dst && (e = handle_register(&dst->h, POLLER_IN | POLLER_OUT))) return iocopy_abort(L, st, 1, "epoll_ctl", e);
+    if (src && (e = handle_register(&src->h, POLLER_BOTH)))
+        return iocopy_abort(L, st, 0, "epoll_ctl", e);
+    if (dst && (e = handle_register(&dst->h, POLLER_BOTH)))
+        return iocopy_abort(L, st, 1, "epoll_ctl", e);
     return iocopy_run(L, LUA_OK, 0);
 }
 

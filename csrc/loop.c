@@ -555,7 +555,7 @@ int handle_register(handle *h, int what) {
 
 int handle_init(handle *h, loop *lp, int fd) {
     handle_init_lazy(h, lp, fd);
-    int e = handle_register(h, POLLER_IN | POLLER_OUT);
+    int e = handle_register(h, POLLER_BOTH);
     if (e) {
         h->fd = -1;
         lp->nfds--;
@@ -590,7 +590,8 @@ void handle_accepted(handle *h) {
         h->first = 1;
 }
 
-/* handle_learn: h's first recv found nothing (empty) or data. */
+/* handle_learn: h's first recv found nothing (empty: EAGAIN) or
+ * something: data, EOF or an error, each proof the client did not wait. */
 static void handle_learn(handle *h, int empty) {
     loop *lp = h->lp;
     h->first = 0;
@@ -603,9 +604,10 @@ static void handle_learn(handle *h, int empty) {
 ssize_t handle_recv(handle *h, void *buf, size_t len) {
     if (!h->rready) return handle_would_block(h, POLLER_IN);
     ssize_t n = recv(h->fd, buf, len, 0);
-    if (h->first) handle_learn(h, n < 0 && errno == EAGAIN);
+    int e = n < 0 ? errno : 0;
+    if (h->first && e != EINTR) handle_learn(h, e == EAGAIN);
     if (n > 0 && (size_t)n < len && !h->rexact) h->rready = 0;
-    if (n < 0 && errno == EAGAIN) {
+    if (e == EAGAIN) {
         h->rready = 0;
         return handle_would_block(h, POLLER_IN);
     }

@@ -96,8 +96,9 @@ typedef struct handle {
      * never waits costs no epoll_ctl and one that only waits to read is
      * never woken because it can write */
     unsigned registered : 2;
-    /* an accepted conn whose first recv is still to come: what it finds
-     * trains the loop's guess (handle_accepted) */
+    /* an accepted conn whose first recv is still to come and trains the
+     * loop's guess: every one while the guess is off, every
+     * FIRST_SAMPLE-th while it is on (handle_accepted) */
     unsigned first : 1;
     /* its slot in the registry of tracked objects (track.c), 0: none */
     unsigned track : HANDLE_TRACK_BITS;
@@ -150,7 +151,8 @@ typedef struct loop {
     unsigned ntrackfree, captrackfree;
     int nfds;            /* open handles */
     /* handle_accepted's guess: how often accepted conns' first recv found
-     * nothing (a score, 0..FIRST_EMPTY_MAX), and the conns accepted */
+     * nothing (a score, 0..FIRST_EMPTY_MAX), and the conns accepted while
+     * the guess was on (to pick every FIRST_SAMPLE-th) */
     unsigned first_empty, naccepted;
     int nfdwait;         /* tasks parked on a handle */
     int nblocked[PARK_NKINDS];

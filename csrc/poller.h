@@ -8,6 +8,7 @@
 #define POLLER_MAXEVENTS 256
 
 enum { POLLER_IN = 1, POLLER_OUT = 2, POLLER_HUP = 4, POLLER_URGENT = 8 };
+enum { POLLER_BOTH = POLLER_IN | POLLER_OUT };
 
 typedef struct poller_event {
     void *data;
@@ -25,12 +26,12 @@ typedef struct poller {
 int poller_init(poller *p);
 /* poller_free: release the backend; safe twice. */
 void poller_free(poller *p);
-/* poller_watch: watch fd for what (POLLER_IN, POLLER_OUT or both) with data
- * as its tag, where was is what it watched until now (0: fd is added);
- * 0 or errno. Errors and hang-ups are reported either way. Watching IN
- * includes the peer's half-close and priority data: TCP urgent data
- * (POLLER_URGENT); on other fds (a pty's, a kernfs file's) it is only one
- * more wake as readable. */
+/* poller_watch: watch fd for what (POLLER_IN, POLLER_OUT or POLLER_BOTH:
+ * the whole set, replacing what it watched) with data as its tag, where
+ * was is what it watched until now (0: fd is added); 0 or errno. Errors
+ * and hang-ups are reported either way. Watching IN includes the peer's
+ * half-close and priority data: TCP urgent data (POLLER_URGENT); on other
+ * fds (a pty's, a kernfs file's) it is only one more wake as readable. */
 int poller_watch(poller *p, int fd, void *data, int what, int was);
 /* poller_del: stop watching fd (before it is closed: a dup'ed fd would
  * otherwise keep reporting a stale tag); 0 or errno. */

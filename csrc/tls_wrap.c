@@ -102,7 +102,7 @@ int tls_wrap(lua_State *L) {
     if (c->h.fd < 0) return conn_failx(L, c, "handshake", NULL, ERR_CLOSED, 0);
     if (c->h.rd || c->h.wr || c->wlocked) return conn_failx(L, c, "handshake", NULL, ERR_BUSY, 0);
     if (!d) return luaL_argerror(L, 2, "closed tls config");
-    int e = handle_register(&c->h, POLLER_IN | POLLER_OUT);           /* the BIO's EAGAIN parks without handle_recv */
+    int e = handle_register(&c->h, POLLER_BOTH);  /* the BIO's EAGAIN parks without handle_recv */
     if (e) return conn_failx(L, c, "handshake", "epoll_ctl", e, 0);
     if (server && !d->npairs)
         return tls_wrap_fail(L, c, "tls_config", "tls: a server config needs cert_file/key_file or certificates");
