@@ -23,11 +23,17 @@
 #     a round trip costs when one poll serves many conns and every resume
 #     switches coroutine, as in the benchmark. Timing sets how many round
 #     trips share a poll, so this one moves by a few percent.
+#   http-close-wrk: the harness's http-close load, `wrk -t1 -c100 -H
+#     'Connection: close'`, for D seconds (the work is the requests wrk
+#     completed): a request's cost with 100 conns in flight, as in the
+#     benchmark, where the collector has 100 live coroutines to traverse
+#     and most conns outlive a minor collection. Needs wrk; moves by a few
+#     percent, like echo64-c50.
 # Rows are appended to bench/callgrind/results.tsv:
 #   label workload instr_per_op ops total_instr
 # (ops and total_instr: the differences.) Environment:
 #   WORKLOADS="echo64 echo4k bulk", CG_N="1000 4000" (round trips),
-#   CG_MIB="16 80", CG_SECS="3 9" (echo64-c50), CG_LUA=lua5.4 (an unstripped
+#   CG_MIB="16 80", CG_SECS="3 9" (echo64-c50, http-close-wrk), CG_LUA=lua5.4 (an unstripped
 #   build of the same Lua names its functions), CG_KEEP=PREFIX keeps both
 #   runs' files as PREFIX.WORKLOAD.small and .large (bench/callgrind/profile.sh
 #   turns them into a per-op profile).
@@ -69,22 +75,28 @@ total() {
         http-close-late) res=$("$tmp/pingpong" "$port" "$2" 0 "${CG_LATE_US:-5000}" 2) ;;
         bulk) res=$("$lg" bulk -p "$port" -n "$2" | tail -1) ;;
         echo64-c50) res=$(taskset -c 1 "$lg" echo -c 50 -s 64 -d "$2" -p "$port" | tail -1) ;;
+        http-close-wrk)
+            res=$(taskset -c 1 wrk -t1 -c100 -d"$2s" -H 'Connection: close' "http://127.0.0.1:$port/" |
+                awk '/requests in/ {n = $1} /Non-2xx/ {bad = 1} END {if (n && !bad) print "mode=wrk requests=" n}') ;;
     esac
     kill -TERM "$pid"
     wait "$pid" 2>/dev/null || true
     case $res in
-        *mode=pingpong*|*"complete=1"*"mismatches=0"*|*mode=echo*" errors=0 mismatches=0"*) ;;
+        *mode=pingpong*|*mode=wrk*|*"complete=1"*"mismatches=0"*|*mode=echo*" errors=0 mismatches=0"*) ;;
         *) echo "run.sh: $1 failed: $res" >&2; exit 1 ;;
     esac
     local ops=$2
-    case $1 in echo64-c50) ops=$(sed -n 's/.* rps=\([0-9]*\).*/\1/p' <<< "$res"); ops=$((ops * $2)) ;; esac
+    case $1 in
+        echo64-c50) ops=$(sed -n 's/.* rps=\([0-9]*\).*/\1/p' <<< "$res"); ops=$((ops * $2)) ;;
+        http-close-wrk) ops=${res##*requests=} ;;
+    esac
     awk -v ops="$ops" '/^totals:/ {t = $2} END {print t, ops}' "$tmp/cg.out"
 }
 
 for wl in ${WORKLOADS:-echo64 echo4k bulk}; do
     case $wl in
         bulk) read -r a b <<< "${CG_MIB:-16 80}" ;;
-        echo64-c50) read -r a b <<< "${CG_SECS:-3 9}" ;;
+        echo64-c50|http-close-wrk) read -r a b <<< "${CG_SECS:-3 9}" ;;
         *) read -r a b <<< "${CG_N:-1000 4000}" ;;
     esac
     r=$(total "$wl" "$a")                     # a failed run stops the script (set -e)
