@@ -27,7 +27,11 @@ static const char *names[NCOUNT] = {"accept4", "accept4_eagain", "recv", "recv_e
                                     "close", "epoll_wait", "events", "epoll_ctl", "setsockopt"};
 static unsigned long count[NCOUNT];
 
-static int (*real_close)(int);
+static int (*real_close)(int);   /* dump closes through it: not counted */
+
+__attribute__((constructor)) static void syscount_init(void) {
+    real_close = (int (*)(int))dlsym(RTLD_NEXT, "close");
+}
 
 /* dump: write the counts (no stdio: it may allocate). */
 static void dump(void) {
@@ -48,7 +52,6 @@ static void dump(void) {
     if (!real) real = (__typeof__(name) *)dlsym(RTLD_NEXT, #name)
 
 int close(int fd) {
-    if (!real_close) real_close = (int (*)(int))dlsym(RTLD_NEXT, "close");
     count[CLOSE]++;
     return real_close(fd);
 }
@@ -59,10 +62,7 @@ int accept4(int s, struct sockaddr *a, socklen_t *len, int flags) {
     int e = errno;
     count[ACCEPT]++;
     if (r < 0 && e == EAGAIN) count[ACCEPT_EAGAIN]++;
-    if ((count[ACCEPT] & 4095) == 0) {
-        if (!real_close) real_close = (int (*)(int))dlsym(RTLD_NEXT, "close");
-        dump();
-    }
+    if ((count[ACCEPT] & 4095) == 0) dump();
     errno = e;
     return r;
 }

@@ -33,10 +33,10 @@
 #   label workload instr_per_op ops total_instr
 # (ops and total_instr: the differences.) Environment:
 #   WORKLOADS="echo64 echo4k bulk", CG_N="1000 4000" (round trips),
-#   CG_MIB="16 80", CG_SECS="3 9" (echo64-c50, http-close-wrk), CG_LUA=lua5.4 (an unstripped
-#   build of the same Lua names its functions), CG_KEEP=PREFIX keeps both
-#   runs' files as PREFIX.WORKLOAD.small and .large (bench/callgrind/profile.sh
-#   turns them into a per-op profile).
+#   CG_MIB="16 80", CG_SECS="3 9" (echo64-c50, http-close-wrk),
+#   CG_LUA=lua5.4 (an unstripped build of the same Lua names its functions),
+#   CG_KEEP=PREFIX keeps both runs' files as PREFIX.WORKLOAD.small and
+#   .large (bench/callgrind/profile.sh turns them into a per-op profile).
 set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 label=${1:?usage: run.sh LABEL [coronet|c-epoll]}
