@@ -2,6 +2,7 @@
  * each file's _open function. The public API is lua/coronet/init.lua. */
 #include "lauxlib.h"
 #include "addr.h"
+#include "alloc.h"
 #include "bufio.h"
 #include "buffer.h"
 #include "tcpinfo.h"
@@ -21,6 +22,7 @@ int luaopen_coronet_core(lua_State *L) {
     /* A write to a reset peer must be an error, never a SIGPIPE death; a
      * no-op handler (not SIG_IGN) keeps children at the default. */
     signal_pipe_harmless();
+    alloc_open(L);
     lua_newtable(L);
     loop_open(L);
     task_open(L);

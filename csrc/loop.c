@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <sys/socket.h>
 #include "lauxlib.h"
+#include "alloc.h"
 #include "class.h"
 #include "track.h"
 #include "loop.h"
@@ -503,10 +504,13 @@ static int loop_stats(lua_State *L) {
     lua_pushstring(L, handle_first_reads_park(lp) ? "park" : "recv");
     lua_setfield(L, -2, "first_read");      /* handle_accepted's guess */
 #if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
-    struct mallinfo2 mi = mallinfo2();      /* bytes malloc'ed and not freed: */
-    lua_pushinteger(L, (lua_Integer)mi.uordblks);   /* leaks show here, not */
-    lua_setfield(L, -2, "heap");            /* the allocator's pools (RSS) */
+    struct mallinfo2 mi = mallinfo2();      /* bytes malloc'ed and not freed, */
+    size_t cached = alloc_cached_bytes(L);  /* less alloc.c's cache of freed */
+    lua_pushinteger(L, (lua_Integer)(mi.uordblks - cached));   /* Lua blocks: leaks */
+    lua_setfield(L, -2, "heap");            /* show here, not the allocator's pools */
 #endif
+    lua_pushinteger(L, (lua_Integer)alloc_cached_bytes(L));
+    lua_setfield(L, -2, "cached");          /* alloc.c's cache */
     return 1;
 }
 
