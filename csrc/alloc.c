@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "alloc.h"
+#include "class.h"
 
 #if defined(__has_include)
 #if __has_include(<sanitizer/asan_interface.h>) && defined(__SANITIZE_ADDRESS__)
@@ -103,7 +104,7 @@ static void *alloc_cached(void *ud, void *p, size_t osize, size_t nsize) {
 
 static const char ALLOC_KEY = 0;  /* registry: the userdata whose __gc removes the cache */
 
-/* At lua_close every finaliser runs before any object is freed, so the
+/* Run at lua_close (class_at_close), before any object is freed, so the
  * frees after this one go straight to the wrapped allocator. */
 static int alloc_sentinel_gc(lua_State *L) {
     void *ud;
@@ -123,12 +124,7 @@ void alloc_open(lua_State *L) {
     alloc_cache *a = of(oud, NULL, 0, sizeof *a);
     if (!a) return;               /* run without the cache */
     *a = (alloc_cache){.f = of, .ud = oud};
-    lua_newuserdatauv(L, 0, 0);
-    lua_createtable(L, 0, 1);
-    lua_pushcfunction(L, alloc_sentinel_gc);
-    lua_setfield(L, -2, "__gc");
-    lua_setmetatable(L, -2);
-    lua_rawsetp(L, LUA_REGISTRYINDEX, &ALLOC_KEY);
+    class_at_close(L, &ALLOC_KEY, alloc_sentinel_gc);
     lua_setallocf(L, alloc_cached, a);
 }
 

@@ -78,3 +78,12 @@ void class_register_keyed(lua_State *L, const char *mt, const void *key,
         }
     }
 }
+
+void class_at_close(lua_State *L, const void *key, lua_CFunction fn) {
+    lua_newuserdatauv(L, 0, 0);
+    lua_createtable(L, 0, 1);
+    lua_pushcfunction(L, fn);
+    lua_setfield(L, -2, "__gc");
+    lua_setmetatable(L, -2);
+    lua_rawsetp(L, LUA_REGISTRYINDEX, key);
+}

@@ -27,4 +27,9 @@ void *class_test(lua_State *L, int idx, const void *key);
 void class_register_keyed(lua_State *L, const char *mt, const void *key,
                           const luaL_Reg *meta, const luaL_Reg *methods);
 
+/* class_at_close: store under the light key in the registry an empty
+ * userdata whose __gc is fn, so fn runs once, when L closes (lua_close
+ * runs every finaliser before it frees any object). */
+void class_at_close(lua_State *L, const void *key, lua_CFunction fn);
+
 #endif

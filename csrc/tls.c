@@ -12,6 +12,7 @@
 #include <string.h>
 #include <openssl/err.h>
 #include "lauxlib.h"
+#include "class.h"
 #include "errors.h"
 #include "tls_int.h"
 
@@ -433,12 +434,7 @@ static const char TLS_UNLOAD_KEY = 0;   /* registry: the userdata whose __gc is 
 int tls_open(lua_State *L) {
     lua_rawgetp(L, LUA_REGISTRYINDEX, &TLS_UNLOAD_KEY);
     if (lua_isnil(L, -1)) {
-        lua_newuserdatauv(L, 1, 0);
-        lua_createtable(L, 0, 1);
-        lua_pushcfunction(L, tls_unload);
-        lua_setfield(L, -2, "__gc");
-        lua_setmetatable(L, -2);
-        lua_rawsetp(L, LUA_REGISTRYINDEX, &TLS_UNLOAD_KEY);
+        class_at_close(L, &TLS_UNLOAD_KEY, tls_unload);
         tls_bio_states++;
     }
     lua_pop(L, 1);

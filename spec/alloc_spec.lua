@@ -13,15 +13,7 @@ local CAP = 512 * 1024
 
 local function stats() return net.debug.stats() end
 
--- churn: make n objects of about len bytes, keeping only the last 1000.
-local function churn(n, len)
-    do
-        local keep = {}
-        for i = 1, n do keep[(i - 1) % 1000 + 1] = { string.rep("x", len) .. i } end
-        assert(#keep == math.min(n, 1000))
-    end
-    collectgarbage()
-end
+local churn = dofile("spec/fixtures/alloc_churn.lua")
 
 function TestAlloc:test_freed_blocks_are_cached_under_the_cap()
     churn(20000, 60)
