@@ -41,7 +41,6 @@ static int alloc_under_valgrind;
                           : (void)0)
 #define ALLOC_SHOW(p, n) \
     (alloc_under_valgrind ? (void)VALGRIND_MAKE_MEM_UNDEFINED((p), (n)) : (void)0)
-#define ALLOC_LINK(p) ((void)(p))   /* never hidden */
 #define ALLOC_PROBE() \
     (alloc_under_valgrind = VALGRIND_MAKE_MEM_DEFINED(&alloc_under_valgrind, sizeof(int)) != 0)
 #endif
@@ -52,6 +51,8 @@ static int alloc_under_valgrind;
 #ifndef ALLOC_HIDE      /* neither ASan nor memcheck to tell */
 #define ALLOC_HIDE(p, n) ((void)(p), (void)(n))
 #define ALLOC_SHOW(p, n) ((void)(p), (void)(n))
+#endif
+#ifndef ALLOC_LINK      /* only ASan hides a cached block's link */
 #define ALLOC_LINK(p) ((void)(p))
 #endif
 
