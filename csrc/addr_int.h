@@ -38,6 +38,10 @@ ipaddr ipaddr_unmapped(const ipaddr *a);
 /* ipaddr_zone: check zone s[from..to), copy it NUL-terminated to zone; 0, or -1 and *e. */
 int ipaddr_zone(const char *s, size_t from, size_t to, char *zone, ipaddr_perr *e);
 
+/* IPADDRMT_KEY: the light registry key of IPADDR_MT (ipaddr.c defines it,
+ * addr_open registers the class under it). */
+extern const char IPADDRMT_KEY;
+
 /* ipaddr_parse_at: ipaddr_parse; returns 0, or -1 with the reason and its span in *e. */
 int ipaddr_parse_at(const char *s, size_t len, ipaddr *out, ipaddr_perr *e);
 

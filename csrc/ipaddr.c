@@ -5,6 +5,10 @@
 
 #include "lauxlib.h"
 #include "addr_int.h"
+#include "class.h"
+
+/* registry: IPADDR_MT, by a light key (class_test's fast path) */
+const char IPADDRMT_KEY = 0;
 
 /* ===== Addr userdata ===== */
 
@@ -13,18 +17,19 @@ void ipaddr_push(lua_State *L, const ipaddr *a)
 {
     ipaddr *u = lua_newuserdatauv(L, sizeof *u, 0);
     ipaddr_copy(u, a);
-    luaL_setmetatable(L, IPADDR_MT);
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &IPADDRMT_KEY);
+    lua_setmetatable(L, -2);
 }
 
 /* ipaddr_test: see addr.h. */
 ipaddr *ipaddr_test(lua_State *L, int idx)
 {
-    return luaL_testudata(L, idx, IPADDR_MT);
+    return class_test(L, idx, &IPADDRMT_KEY);
 }
 
 ipaddr *ipaddr_check(lua_State *L, int idx)
 {
-    return luaL_checkudata(L, idx, IPADDR_MT);
+    return class_check(L, idx, &IPADDRMT_KEY, IPADDR_MT);
 }
 
 int ipaddr_cmp(const ipaddr *x, const ipaddr *y)

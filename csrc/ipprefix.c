@@ -574,7 +574,7 @@ static const luaL_Reg addr_funcs[] = {
 /* addr_open: see addr.h. */
 int addr_open(lua_State *L)
 {
-    class_register(L, IPADDR_MT, ipaddr_meta, ipaddr_methods);
+    class_register_keyed(L, IPADDR_MT, &IPADDRMT_KEY, ipaddr_meta, ipaddr_methods);
     class_register(L, IPPREFIX_MT, ipprefix_meta, ipprefix_methods);
     class_register(L, IPADDRPORT_MT, ipaddrport_meta, ipaddrport_methods);
     luaL_newlib(L, addr_funcs);

@@ -97,9 +97,24 @@ void packet_push_sender(lua_State *L, pconn *p, int tidx,
     p->slen[i] = len;
 }
 
-/* The raw field key of the table at idx, pushed (no metamethods run). */
-int packet_rawfield(lua_State *L, int idx, const char *key) {
-    lua_pushstring(L, key);
+static const char *const packet_keynames[PKEY_N] = {
+    [PKEY_DATA] = "data", [PKEY_ADDR] = "addr", [PKEY_TRUNCATED] = "truncated",
+    [PKEY_IP] = "ip", [PKEY_PORT] = "port", [PKEY_NAME] = "name",
+};
+
+int packet_push_keys(lua_State *L) {
+    luaL_checkstack(L, PKEY_N, "packet keys");
+    for (int k = 0; k < PKEY_N; k++) lua_pushstring(L, packet_keynames[k]);
+    return lua_gettop(L) - PKEY_N + 1;
+}
+
+void packet_pushkey(lua_State *L, int keys, int k) {
+    if (keys) lua_pushvalue(L, keys + k);
+    else lua_pushstring(L, packet_keynames[k]);
+}
+
+int packet_rawfield(lua_State *L, int idx, int keys, int k) {
+    packet_pushkey(L, keys, k);
     return lua_rawget(L, idx < 0 ? idx - 1 : idx);
 }
 
@@ -137,16 +152,16 @@ static int packet_parse_literal(const char *s, size_t n, ipaddr *a, int *port) {
 /* The sockaddr of an address object (or a plain table with the same
  * fields) at idx: {ip = Addr or string, port} or {name = path}. */
 static int packet_dest_table(lua_State *L, pconn *p, int idx,
-                             struct sockaddr_storage *ss, socklen_t *len) {
+                             struct sockaddr_storage *ss, socklen_t *len, int keys) {
     ipaddr a;
     int ok = 0;
-    if (packet_rawfield(L, idx, "ip") != LUA_TNIL) {
+    if (packet_rawfield(L, idx, keys, PKEY_IP) != LUA_TNIL) {
         ipaddr *u = ipaddr_test(L, -1);
         size_t n = 0;
         const char *s = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &n) : NULL;
         if (u) a = *u;
         ok = u || (s && ipaddr_parse(s, n, &a) == NULL);
-        packet_rawfield(L, idx, "port");
+        packet_rawfield(L, idx, keys, PKEY_PORT);
         int isint;
         lua_Integer port = lua_tointegerx(L, -1, &isint);
         lua_pop(L, 2);
@@ -154,7 +169,7 @@ static int packet_dest_table(lua_State *L, pconn *p, int idx,
         return ipaddr_to_sockaddr(&a, (int)port, packet_want6(p), ss, len);
     }
     lua_pop(L, 1);
-    if (packet_rawfield(L, idx, "name") != LUA_TSTRING) {
+    if (packet_rawfield(L, idx, keys, PKEY_NAME) != LUA_TSTRING) {
         lua_pop(L, 1);
         return ERR_BADADDR;
     }
@@ -169,9 +184,9 @@ static int packet_dest_table(lua_State *L, pconn *p, int idx,
  * last literal string is cached, so a loop writing to one string parses
  * it once. */
 int packet_dest(lua_State *L, pconn *p, int idx, struct sockaddr_storage *ss,
-                socklen_t *len, int *resolve) {
+                socklen_t *len, int *resolve, int keys) {
     *resolve = 0;
-    if (lua_type(L, idx) != LUA_TSTRING) return packet_dest_table(L, p, idx, ss, len);
+    if (lua_type(L, idx) != LUA_TSTRING) return packet_dest_table(L, p, idx, ss, len, keys);
     if (p->net == NET_UNIXGRAM) return sock_sockaddr_arg(L, idx, 0, ss, len);
     lua_getiuservalue(L, 1, PACKET_UV_DEST);
     int hit = lua_rawequal(L, -1, idx);
@@ -368,7 +383,7 @@ static int packet_send_k(lua_State *L, int status, lua_KContext kctx) {
     if (cause) return packet_failx(L, p, "write", NULL, cause, ctxidx, NULL);
     struct sockaddr_storage ss;
     socklen_t len = 0;
-    if (to && (cause = packet_dest(L, p, 3, &ss, &len, &resolve)) == 0 && resolve)
+    if (to && (cause = packet_dest(L, p, 3, &ss, &len, &resolve, 0)) == 0 && resolve)
         cause = ERR_BADADDR;                       /* the resolver gave no address */
     if (cause) return packet_send_fail(L, p, NULL, cause, NULL, 0);
     size_t n;
@@ -408,7 +423,7 @@ static int packet_send_start(lua_State *L, pconn *p) {
         return packet_send_k(L, LUA_OK, 0);
     struct sockaddr_storage ss;
     socklen_t len;
-    int e = packet_dest(L, p, 3, &ss, &len, &resolve);
+    int e = packet_dest(L, p, 3, &ss, &len, &resolve, 0);
     if (e || !resolve) return packet_send_k(L, LUA_OK, 0);
     lua_rawgetp(L, LUA_REGISTRYINDEX, &RESOLVE_KEY);
     if (lua_isnil(L, -1))

@@ -26,6 +26,7 @@ typedef struct pconn {
     uint8_t dialing;      /* errors before it is ready say "dial", else "listen" */
     uint8_t unlink;       /* remove the unixgram path on close */
     uint8_t next;         /* the sender slot to replace next */
+    uint16_t nogso;       /* write_batch: the smallest GSO segment refused (0: none yet) */
     socklen_t llen, rlen, dlen;
     struct sockaddr_storage la, ra, dst;
     socklen_t slen[PACKET_NSENDERS];
@@ -58,15 +59,27 @@ int packet_want6(const pconn *p);
 void packet_push_sender(lua_State *L, pconn *p, int tidx, const struct sockaddr_storage *sa,
                         socklen_t len);
 
-/* packet_rawfield: push t[key] for the table at idx without metamethods;
- * returns its type. */
-int packet_rawfield(lua_State *L, int idx, const char *key);
+/* The field names of messages and address objects. A batch call pushes
+ * them once (packet_push_keys, which returns the stack index of the first,
+ * PKEY_DATA) and passes that index as keys, so each field it reads or
+ * sets costs a lua_pushvalue instead of interning the C string again;
+ * keys = 0 means they are not on the stack. */
+enum { PKEY_DATA, PKEY_ADDR, PKEY_TRUNCATED, PKEY_IP, PKEY_PORT, PKEY_NAME, PKEY_N };
+int packet_push_keys(lua_State *L);
+
+/* packet_pushkey: push field name k (keys: as above). */
+void packet_pushkey(lua_State *L, int keys, int k);
+
+/* packet_rawfield: push t[name k] for the table at idx without
+ * metamethods; returns its type. */
+int packet_rawfield(lua_State *L, int idx, int keys, int k);
 
 /* packet_dest: the sockaddr of the destination at idx (an address object
  * or a string). Returns 0, an errno or ERR_BADADDR; sets *resolve instead
- * when it is a host name only the Lua resolver can look up. */
+ * when it is a host name only the Lua resolver can look up. keys: as for
+ * packet_rawfield. */
 int packet_dest(lua_State *L, pconn *p, int idx, struct sockaddr_storage *ss, socklen_t *len,
-                int *resolve);
+                int *resolve, int keys);
 
 /* packet_dest_name: the destination at idx rendered for an error (ss, when
  * not NULL, is its sockaddr; buf holds ADDR_STRLEN bytes), or NULL. */

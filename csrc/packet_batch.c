@@ -1,9 +1,13 @@
 /* packet_batch.c - the batch path of packet conns: read_batch takes up to
  * PACKET_BATCH_MAX queued datagrams with one recvmmsg, write_batch sends
- * any number with as few sendmmsg calls as it takes. Messages are tables
- * the caller owns and reuses ({data, addr, truncated}, like Go's
- * ipv4.Message), so a batch allocates nothing but the datagrams' strings. */
+ * any number with as few sendmmsg calls as it takes, coalescing each run
+ * of datagrams to one destination by UDP GSO where the path allows.
+ * Messages are tables the caller owns and reuses ({data, addr, truncated},
+ * like Go's ipv4.Message), so a batch allocates nothing but the
+ * datagrams' strings. */
 #include <errno.h>
+#include <netinet/udp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -25,25 +29,22 @@ static void packet_msg(lua_State *L, lua_Integer i) {
                    luaL_typename(L, -1));
 }
 
-/* t[key] = the value on top (popped), raw, for the table at idx. */
-static void packet_setfield(lua_State *L, int idx, const char *key) {
-    idx = lua_absindex(L, idx);
-    lua_pushstring(L, key);
-    lua_insert(L, -2);
-    lua_rawset(L, idx);
-}
-
-/* Store datagram i of a recvmmsg in msgs[i + 1]: data, addr, truncated. */
-static void packet_store_msg(lua_State *L, pconn *p, int tidx, const struct mmsghdr *mm,
-                             const struct sockaddr_storage *sa, int from) {
+/* Store datagram mm of a recvmmsg in the message table on top: data, addr
+ * and truncated (keys: packet_push_keys's; senders at tidx). */
+static void packet_store_msg(lua_State *L, pconn *p, int keys, int tidx,
+                             const struct mmsghdr *mm, const struct sockaddr_storage *sa,
+                             int from) {
     const struct iovec *iov = mm->msg_hdr.msg_iov;
+    packet_pushkey(L, keys, PKEY_DATA);
     lua_pushlstring(L, iov->iov_base, mm->msg_len);
-    packet_setfield(L, -2, "data");
+    lua_rawset(L, -3);
+    packet_pushkey(L, keys, PKEY_ADDR);
     if (from) packet_push_sender(L, p, tidx, sa, mm->msg_hdr.msg_namelen);
     else lua_pushnil(L);
-    packet_setfield(L, -2, "addr");
+    lua_rawset(L, -3);
+    packet_pushkey(L, keys, PKEY_TRUNCATED);
     lua_pushboolean(L, (mm->msg_hdr.msg_flags & MSG_TRUNC) != 0);
-    packet_setfield(L, -2, "truncated");
+    lua_rawset(L, -3);
 }
 
 /* One recvmmsg of up to count datagrams of max bytes into msgs[1..];
@@ -72,14 +73,15 @@ static int packet_recv_batch(lua_State *L, pconn *p, int count, size_t max) {
         return -e;
     }
     if (n < count) p->h.rready = 0;
+    int top = lua_gettop(L), keys = packet_push_keys(L);
     lua_getiuservalue(L, 1, PACKET_UV_SENDERS);
     int tidx = lua_gettop(L);
     for (int i = 0; i < n; i++) {
         packet_msg(L, i + 1);
-        packet_store_msg(L, p, tidx, &mm[i], &sa[i], !p->connected);
+        packet_store_msg(L, p, keys, tidx, &mm[i], &sa[i], !p->connected);
         lua_pop(L, 1);
     }
-    lua_pop(L, 1);                                 /* the senders table */
+    lua_settop(L, top);                            /* the keys and the senders table */
     return n;
 }
 
@@ -144,34 +146,34 @@ static void packet_batch_range(lua_State *L, lua_Integer *from, lua_Integer *to)
     *to = j > len ? len : j;
 }
 
-/* Fill mm[0..k) from msgs[first..]: the data strings stay pushed (they
- * anchor the buffers) until the caller resets the stack. Returns how many
- * are ready; *cause is set when message first + that count is bad. */
-static int packet_fill_batch(lua_State *L, pconn *p, lua_Integer first, int k,
+/* Fill mm[0..k) from msgs[first..] (keys: packet_push_keys's). The data
+ * strings need no anchor on the stack: msgs (stack 2) holds them, and no
+ * Lua code runs before the sendmmsg that reads them. Returns how many are
+ * ready; *cause is set when message first + that count is bad. */
+static int packet_fill_batch(lua_State *L, pconn *p, int keys, lua_Integer first, int k,
                              struct mmsghdr *mm, struct iovec *iov,
                              struct sockaddr_storage *ss, int *cause, char *name) {
-    luaL_checkstack(L, k + 4, "write_batch");
     for (int i = 0; i < k; i++) {
         int resolve = 0;
         packet_msg(L, first + i);
-        if (packet_rawfield(L, -1, "data") != LUA_TSTRING)
+        if (packet_rawfield(L, -1, keys, PKEY_DATA) != LUA_TSTRING)
             luaL_error(L, "bad message #%d in batch (data must be a string)", (int)(first + i));
         memset(&mm[i], 0, sizeof mm[i]);
         iov[i].iov_base = (void *)lua_tolstring(L, -1, &iov[i].iov_len);
         mm[i].msg_hdr.msg_iov = &iov[i];
         mm[i].msg_hdr.msg_iovlen = 1;
-        lua_insert(L, -2);                         /* keep data below the message */
-        if (packet_rawfield(L, -1, "addr") != LUA_TNIL) {
+        lua_pop(L, 1);                             /* data */
+        if (packet_rawfield(L, -1, keys, PKEY_ADDR) != LUA_TNIL) {
             int at = lua_type(L, -1);
             *cause = (at == LUA_TSTRING || at == LUA_TTABLE) && !p->connected
                          ? packet_dest(L, p, lua_gettop(L), &ss[i], &mm[i].msg_hdr.msg_namelen,
-                                       &resolve)
+                                       &resolve, keys)
                          : (p->connected ? EISCONN : ERR_BADADDR);
             if (resolve) *cause = ERR_BADADDR;     /* names: resolve them first */
             if (*cause) {
                 const char *d = packet_dest_name(L, lua_gettop(L), NULL, 0, name);
                 if (d != name) snprintf(name, ADDR_STRLEN, "%s", d ? d : "");
-                lua_pop(L, 3);                     /* addr, message, its data */
+                lua_pop(L, 2);                     /* addr, message */
                 return i;
             }
             mm[i].msg_hdr.msg_name = &ss[i];
@@ -179,6 +181,86 @@ static int packet_fill_batch(lua_State *L, pconn *p, lua_Integer first, int k,
         lua_pop(L, 2);                             /* addr, message */
     }
     return k;
+}
+
+/* ---- UDP GSO: a run of messages sent as one ------------------------------
+ * Consecutive messages to one destination with one size (the last may be
+ * shorter) go out as one message with a UDP_SEGMENT control message: the
+ * kernel cuts it into the very same datagrams, after one trip through the
+ * stack instead of one per datagram. A kernel, device or path that
+ * refuses it gets the run again one message at a time, and p->nogso
+ * remembers the refusal. */
+
+#define PACKET_GSO_SEGS 64      /* segments per send (the kernel allows 64 or more) */
+#define PACKET_GSO_BYTES 65000  /* payload per send: one IP packet, headers included */
+#define PACKET_GSO_SMALL 1232   /* fits any IPv6 path (1280 - 48): refused below, no MTU's fault */
+
+typedef union {
+    char buf[CMSG_SPACE(sizeof(uint16_t))];
+    struct cmsghdr align;
+} packet_gsoctl;
+
+/* Whether runs of seg-byte segments may be coalesced on p. */
+static int packet_gso_usable(const pconn *p, size_t seg) {
+    return p->net != NET_UNIXGRAM && seg > 0 && (p->nogso == 0 || seg < p->nogso);
+}
+
+/* Whether message j joins the run mm[s..j) of total bytes. */
+static int packet_gso_joins(const struct mmsghdr *mm, const struct iovec *iov, int s, int j,
+                            size_t total) {
+    size_t seg = iov[s].iov_len;
+    if (j - s >= PACKET_GSO_SEGS || iov[j - 1].iov_len != seg || iov[j].iov_len == 0 ||
+        iov[j].iov_len > seg || total + iov[j].iov_len > PACKET_GSO_BYTES)
+        return 0;
+    const struct msghdr *a = &mm[s].msg_hdr, *b = &mm[j].msg_hdr;
+    if (!a->msg_name || !b->msg_name) return a->msg_name == b->msg_name;
+    return a->msg_namelen == b->msg_namelen && memcmp(a->msg_name, b->msg_name, a->msg_namelen) == 0;
+}
+
+/* Coalesce mm[0..k) (each with one iov, consecutive in iov) into gm: a
+ * run becomes one message over the run's iovs; counts[g] is how many
+ * messages gm[g] stands for. Returns the number of messages in gm. */
+static int packet_gso_group(const pconn *p, const struct mmsghdr *mm, const struct iovec *iov,
+                            int k, struct mmsghdr *gm, packet_gsoctl *ctl, int *counts) {
+    int g = 0;
+    for (int s = 0, j; s < k; s = j, g++) {
+        size_t seg = iov[s].iov_len, total = seg;
+        j = s + 1;
+        if (packet_gso_usable(p, seg))
+            while (j < k && packet_gso_joins(mm, iov, s, j, total)) total += iov[j++].iov_len;
+        gm[g] = mm[s];
+        counts[g] = j - s;
+        if (j - s == 1) continue;
+        struct msghdr *h = &gm[g].msg_hdr;
+        h->msg_iovlen = (size_t)(j - s);
+        h->msg_control = ctl[g].buf;
+        h->msg_controllen = sizeof ctl[g].buf;
+        struct cmsghdr *c = CMSG_FIRSTHDR(h);
+        c->cmsg_level = SOL_UDP;
+        c->cmsg_type = UDP_SEGMENT;
+        c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+        uint16_t v = (uint16_t)seg;
+        memcpy(CMSG_DATA(c), &v, sizeof v);
+    }
+    return g;
+}
+
+/* The nogso for p after a coalesced send of seg-byte segments failed with
+ * e, when e is how a kernel, device or path refuses GSO (EINVAL/EMSGSIZE:
+ * segments too large for the path, then no coalescing from seg up; the
+ * others: none at all); else -1, for an error of the messages' own. */
+static int packet_gso_refusal(const pconn *p, size_t seg, int e) {
+    switch (e) {
+    case EINVAL:
+    case EMSGSIZE:
+        return seg > PACKET_GSO_SMALL && (p->nogso == 0 || seg < p->nogso) ? (int)seg : 1;
+    case EIO:
+    case ENOPROTOOPT:
+    case EOPNOTSUPP:
+        return 1;
+    default:
+        return -1;
+    }
 }
 
 static int packet_write_batch_k(lua_State *L, int status, lua_KContext kctx);
@@ -199,9 +281,15 @@ static int packet_write_batch_k(lua_State *L, int status, lua_KContext kctx) {
     int cause = packet_writer_cause(L, t, status, ctxidx, kctx);
     if (cause) return packet_write_batch_fail(L, p, NULL, cause, done, NULL);
     packet_batch_range(L, &from, &to);
+    lua_settop(L, 5);
+    int keys = packet_push_keys(L);
     struct mmsghdr mm[PACKET_BATCH_MAX];
     struct iovec iov[PACKET_BATCH_MAX];
     struct sockaddr_storage ss[PACKET_BATCH_MAX];
+    struct mmsghdr gm[PACKET_BATCH_MAX];
+    packet_gsoctl ctl[PACKET_BATCH_MAX];
+    int counts[PACKET_BATCH_MAX], refused = 0;
+    uint16_t kept = 0;                             /* p->nogso before a refusal */
     char name[ADDR_STRLEN] = "";
     while (from + done <= to) {
         if (p->h.fd < 0) return packet_write_batch_fail(L, p, NULL, ERR_CLOSED, done, NULL);
@@ -209,15 +297,23 @@ static int packet_write_batch_k(lua_State *L, int status, lua_KContext kctx) {
             return packet_write_batch_fail(L, p, NULL, ERR_TIMEOUT, done, NULL);
         lua_Integer left = to - from - done + 1;
         int k = left > PACKET_BATCH_MAX ? PACKET_BATCH_MAX : (int)left, bad = 0;
-        k = packet_fill_batch(L, p, from + done, k, mm, iov, ss, &bad, name);
-        int r = k ? sendmmsg(p->h.fd, mm, (unsigned)k, MSG_NOSIGNAL) : 0, e = errno;
-        lua_settop(L, 5);
+        k = packet_fill_batch(L, p, keys, from + done, k, mm, iov, ss, &bad, name);
+        int g = packet_gso_group(p, mm, iov, k, gm, ctl, counts);
+        int r = g ? sendmmsg(p->h.fd, gm, (unsigned)g, MSG_NOSIGNAL) : 0, e = errno;
         if (r > 0) {
-            done += r;
+            for (int i = 0; i < r; i++) done += counts[i];
             continue;
         }
         if (k == 0) return packet_write_batch_fail(L, p, NULL, bad, done, name[0] ? name : NULL);
         if (e == EINTR) continue;
+        int nogso = counts[0] > 1 ? packet_gso_refusal(p, iov[0].iov_len, e) : -1;
+        if (nogso >= 0) {                          /* the same run again, one by one */
+            refused = e;
+            kept = p->nogso;
+            p->nogso = (uint16_t)nogso;
+            continue;
+        }
+        if (e == refused) p->nogso = kept;         /* the message failed, not its GSO */
         if (e != EAGAIN && e != EWOULDBLOCK)
             return packet_write_batch_fail(L, p, "sendmmsg", e, done, NULL);
         return packet_park_writer(L, p, t, ctxidx, done, packet_write_batch_k);
@@ -228,7 +324,8 @@ static int packet_write_batch_k(lua_State *L, int status, lua_KContext kctx) {
 
 /* pc:write_batch(msgs [, i [, j]] [, ctx]) -> n | nil, err, sent: send
  * msgs[i..j] (default all; each {data =, addr =}, addr omitted on
- * connected conns) with as few sendmmsg calls as it takes. On failure,
+ * connected conns) with as few sendmmsg calls as it takes, runs coalesced
+ * by UDP GSO (see above). On failure,
  * sent messages went out and message i + sent is the one that failed. */
 static int packet_write_batch(lua_State *L) {
     pconn *p = packet_check(L);

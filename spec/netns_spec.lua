@@ -3,7 +3,8 @@
 -- veth pair (10.77.N.1 <-> 10.77.N.2, nothing routed anywhere else), runs
 -- coronet programs inside them with `ip netns exec`, breaks the network
 -- (link down, an address nobody holds, netem delay) and checks what the
--- programs report. The namespaces and their processes are always removed.
+-- programs report; and write_batch's UDP GSO against a small MTU. The
+-- namespaces and their processes are always removed.
 -- Skipped, with a message, when not root or without network namespaces;
 -- the netem test also without the sch_netem qdisc.
 local lu = require "luaunit"
@@ -188,6 +189,65 @@ function TestNetns:test_deadlines_under_real_rtt()
         local rtt, d, code, d2 = line:match("^rtt ([%d.]+) short (%S+) (%S+) then (%S+)")
         lu.assertTrue(tonumber(rtt) >= 0.05, line)
         lu.assertEquals({d, code, d2}, {"nil", "timeout", "y"}, line)
+    end)
+end
+
+-- write_batch's UDP GSO, seen from the namespace's own UDP counters (no
+-- other traffic moves them): a run of small datagrams leaves as fewer sends
+-- than datagrams arrive (one on Linux 6.x: OutDatagrams counts sends,
+-- InDatagrams each datagram). With lo's MTU at 1500, a run of 2000-byte
+-- datagrams is refused GSO (EINVAL): write_batch sends them one by one
+-- (fragmented), every one arrives intact, and small runs still coalesce.
+function TestNetns:test_write_batch_gso_and_its_mtu_fallback()
+    with_net(function(n)
+        assert(sh("ip -n " .. n.a .. " link set lo mtu 1500"))
+        local p = spawn(n, n.a, [[
+            local function udp()                       -- OutDatagrams, InDatagrams
+                local f = {}
+                for l in io.lines("/proc/net/snmp") do
+                    if l:match("^Udp: %d") then for x in l:gmatch("%S+") do f[#f + 1] = x end end
+                end
+                return tonumber(f[5]), tonumber(f[2])
+            end
+            net.run(function()
+                local rx = assert(net.listen_packet("udp4", "127.0.0.1:0"))
+                local tx = assert(net.listen_packet("udp4", "127.0.0.1:0"))
+                assert(rx:set_read_buffer(1 << 20))
+                local function run(label, size, count)
+                    local msgs = {}
+                    for i = 1, count do
+                        msgs[i] = {data = (string.format("%03d", i) .. ("z"):rep(size)):sub(1, size),
+                                   addr = rx:local_addr()}
+                    end
+                    local o0, i0 = udp()
+                    local sent = tx:write_batch(msgs)
+                    local intact = 0
+                    for i = 1, count do
+                        rx:set_read_deadline(net.now() + 5)
+                        if rx:read_from(4096) == msgs[i].data then intact = intact + 1 end
+                    end
+                    local o1, i1 = udp()
+                    print(string.format("%s sent=%s intact=%d out=%d in=%d", label, tostring(sent),
+                        intact, o1 - o0, i1 - i0))
+                end
+                run("small", 100, 10)
+                run("large", 2000, 6)
+                run("again", 100, 10)
+            end)
+        ]])
+        for _, label in ipairs({"small", "large", "again"}) do
+            local line = p.f:read("l") or "nil"
+            io.stderr:write("netns gso: " .. line .. "\n")
+            local l, sent, intact, out, inn = line:match("^(%a+) sent=(%S+) intact=(%d+) out=(%d+) in=(%d+)$")
+            local count = label == "large" and 6 or 10
+            lu.assertEquals({l, sent, tonumber(intact), tonumber(inn)},
+                            {label, tostring(count), count, count}, line)
+            if label == "large" then
+                lu.assertEquals(tonumber(out), count, "refused GSO: one send per datagram: " .. line)
+            else
+                lu.assertTrue(tonumber(out) < count, "the run was coalesced: " .. line)
+            end
+        end
     end)
 end
 

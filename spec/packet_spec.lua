@@ -804,6 +804,39 @@ TestPacketBatch.test_write_batch_many_and_ranges = T(function(defer)
     lu.assertEquals(read_from(srv), "w3")
 end)
 
+-- write_batch coalesces runs (one destination, one size, the last may be
+-- shorter) into UDP GSO sends; whatever it coalesced, each receiver must
+-- get exactly the datagrams it was sent, in order, boundaries intact:
+-- runs cut by a shorter datagram, by another destination, by an empty
+-- datagram and by the 64-segment cap, and on a connected conn.
+TestPacketBatch.test_write_batch_runs_keep_every_datagram = T(function(defer)
+    local a, b, cli = listen(defer), listen(defer), listen(defer)
+    assert(a:set_read_buffer(1 << 20))
+    local plan = {}                                 -- {receiver, size} per message
+    local function add(to, size, count) for _ = 1, count do plan[#plan + 1] = {to, size} end end
+    add(a, 50, 5); add(a, 20, 1); add(a, 50, 3); add(b, 30, 4); add(a, 0, 1); add(a, 50, 2)
+    add(a, 10, 70); add(b, 30, 1); add(a, 1400, 3)
+    local msgs, want = {}, {[a] = {}, [b] = {}}
+    for i, m in ipairs(plan) do
+        local data = m[2] == 0 and "" or (string.format("%03d", i) .. ("x"):rep(m[2])):sub(1, m[2])
+        msgs[i] = {data = data, addr = m[1]:local_addr()}
+        table.insert(want[m[1]], data)
+    end
+    lu.assertEquals(cli:write_batch(msgs), #plan)
+    for _, pc in ipairs({a, b}) do
+        for i, data in ipairs(want[pc]) do
+            local got, from = read_from(pc, 2048)
+            lu.assertEquals(got, data, "datagram " .. i)
+            lu.assertEquals(tostring(from), tostring(cli:local_addr()))
+        end
+    end
+    local c = dial(defer, "udp4", tostring(b:local_addr()))
+    local out = {}
+    for i = 1, 20 do out[i] = {data = string.format("c%02d", i)} end
+    lu.assertEquals(c:write_batch(out), 20)
+    for i = 1, 20 do lu.assertEquals(read_from(b), string.format("c%02d", i)) end
+end)
+
 TestPacketBatch.test_write_batch_stops_at_a_bad_message = T(function(defer)
     local srv, cli = listen(defer), listen(defer)
     local to = srv:local_addr()
