@@ -233,6 +233,7 @@ static int packet_gso_group(const pconn *p, const struct mmsghdr *mm, const stru
         if (j - s == 1) continue;
         struct msghdr *h = &gm[g].msg_hdr;
         h->msg_iovlen = (size_t)(j - s);
+        memset(ctl[g].buf, 0, sizeof ctl[g].buf);  /* CMSG_SPACE's tail padding too */
         h->msg_control = ctl[g].buf;
         h->msg_controllen = sizeof ctl[g].buf;
         struct cmsghdr *c = CMSG_FIRSTHDR(h);
