@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# bench/cpu_split.sh [coronet|c-epoll] [echo64|echo4k|http-close] [SECS] - the
-# server's user and kernel CPU per operation under the harness's load:
+# bench/cpu_split.sh [coronet|c-epoll] [echo64|echo4k|http-close|udp] [SECS] -
+# the server's user and kernel CPU per operation under the harness's load:
 # utime and stime from /proc/PID/stat before and after SECS (default 4) of
-# `loadgen echo -c 50 -s 64` or `-s 4096` (per round trip) or `wrk -c100 -H 'Connection:
-# close'` (per request), server on CPU 0 and load on CPU 1 as in run.sh.
+# `loadgen echo -c 50 -s 64` or `-s 4096` (per round trip), `wrk -c100 -H
+# 'Connection: close'` (per request) or `loadgen udp` (per datagram, against
+# bench/udp_server.lua), server on CPU 0 and load on CPU 1 as in run.sh.
 # callgrind counts instructions; this says how fast they ran, which is what
 # the harness's srv us/op adds the kernel's share to.
 set -eu
@@ -15,15 +16,15 @@ build=$bench/build
 [ -w "$bench" ] || build=${TMPDIR:-/tmp}/coronet-bench/build
 [ -x "$build/loadgen" ] || make -s -C "$bench" BUILD="$build" >&2
 export LUA_PATH="$root/lua/?.lua;$root/lua/?/init.lua;;" LUA_CPATH="$root/build/?.so;;"
-port=$((27000 + RANDOM % 2000)) srv=echo
-case $wl in http*) srv=http ;; esac
+port=$((27000 + RANDOM % 2000)) srv=echo script=server.lua listening=-ltnH
+case $wl in http*) srv=http ;; udp) srv=udp script=udp_server.lua listening=-lunH ;; esac
 case $which in
     c-epoll) taskset -c 0 "$build/c-epoll" "$srv" "$port" >/dev/null 2>&1 & ;;
-    *) taskset -c 0 lua5.4 "$root/bench/server.lua" "$srv" "$port" >/dev/null 2>&1 & ;;
+    *) taskset -c 0 lua5.4 "$root/bench/$script" "$srv" "$port" >/dev/null 2>&1 & ;;
 esac
 pid=$!
 trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true' EXIT
-for _ in $(seq 100); do ss -ltnH "sport = :$port" | grep -q . && break; sleep 0.05; done
+for _ in $(seq 100); do ss "$listening" "sport = :$port" | grep -q . && break; sleep 0.05; done
 read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$pid/stat")
 case $wl in
     http-close)
@@ -33,6 +34,9 @@ case $wl in
         size=64; [ "$wl" = echo4k ] && size=4096
         rate=$(taskset -c 1 "$build/loadgen" echo -c 50 -s "$size" -d "$secs" -p "$port" 2>&1 |
             grep -o 'rps=[0-9.]*' | cut -d= -f2) ;;
+    udp)
+        rate=$(taskset -c 1 "$build/loadgen" udp -d "$secs" -p "$port" 2>&1 |
+            grep -o 'dps=[0-9.]*' | cut -d= -f2) ;;
     *) echo "cpu_split.sh: unknown workload $wl" >&2; exit 2 ;;
 esac
 read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$pid/stat")

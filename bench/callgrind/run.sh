@@ -23,6 +23,10 @@
 #     a round trip costs when one poll serves many conns and every resume
 #     switches coroutine, as in the benchmark. Timing sets how many round
 #     trips share a poll, so this one moves by a few percent.
+#   udp: the harness's udp load, `loadgen udp`, for D seconds against
+#     bench/udp_server.lua (the work is the datagrams echoed): a
+#     datagram's cost when read_batch takes a full queue; moves by a few
+#     percent, like echo64-c50.
 #   http-close-wrk: the harness's http-close load, `wrk -t1 -c100 -H
 #     'Connection: close'`, for D seconds (the work is the requests wrk
 #     completed): a request's cost with 100 conns in flight, as in the
@@ -43,8 +47,10 @@ label=${1:?usage: run.sh LABEL [coronet|c-epoll]}
 which=${2:-coronet}
 bench=${BENCH_DIR:-$root/../shared/bench}
 [ -d "$bench" ] || bench=/work/shared/bench
-lg=$bench/build/loadgen
-[ -x "$lg" ] || make -C "$bench" >/dev/null
+build=$bench/build
+[ -w "$bench" ] || build=${TMPDIR:-/tmp}/coronet-bench/build   # the harness's own choice
+lg=$build/loadgen
+[ -x "$lg" ] || make -s -C "$bench" BUILD="$build" >/dev/null
 out=$root/bench/callgrind/results.tsv
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -56,16 +62,16 @@ port=$((24000 + RANDOM % 2000))
 # the operations done (AMOUNT, except for echo64-c50: the round trips made)
 total() {
     port=$((port + 1))
-    local srv=echo
-    case $1 in http*) srv=http ;; esac
+    local srv=echo script=server.lua listening=-ltnH
+    case $1 in http*) srv=http ;; udp) srv=udp script=udp_server.lua listening=-lunH ;; esac
     case $which in
-        c-epoll) cmd=("$bench/build/c-epoll" "$srv" "$port") ;;
-        *) cmd=("${CG_LUA:-lua5.4}" "$root/bench/server.lua" "$srv" "$port") ;;
+        c-epoll) cmd=("$build/c-epoll" "$srv" "$port") ;;
+        *) cmd=("${CG_LUA:-lua5.4}" "$root/bench/$script" "$srv" "$port") ;;
     esac
     valgrind -q --tool=callgrind --callgrind-out-file="$tmp/cg.out" "${cmd[@]}" \
         >"$tmp/srv.log" 2>&1 &
     local pid=$! res
-    for _ in $(seq 300); do ss -ltnH "sport = :$port" | grep -q . && break; sleep 0.1; done
+    for _ in $(seq 300); do ss "$listening" "sport = :$port" | grep -q . && break; sleep 0.1; done
     case $1 in
         echo64) res=$("$tmp/pingpong" "$port" "$2" 64) ;;
         echo4k) res=$("$tmp/pingpong" "$port" "$2" 4096) ;;
@@ -75,6 +81,7 @@ total() {
         http-close-late) res=$("$tmp/pingpong" "$port" "$2" 0 "${CG_LATE_US:-5000}" 2) ;;
         bulk) res=$("$lg" bulk -p "$port" -n "$2" | tail -1) ;;
         echo64-c50) res=$(taskset -c 1 "$lg" echo -c 50 -s 64 -d "$2" -p "$port" | tail -1) ;;
+        udp) res=$(taskset -c 1 "$lg" udp -d "$2" -p "$port" | tail -1) ;;
         http-close-wrk)
             res=$(taskset -c 1 wrk -t1 -c100 -d"$2s" -H 'Connection: close' "http://127.0.0.1:$port/" |
                 awk '/requests in/ {n = $1} /Non-2xx/ {bad = 1} END {if (n && !bad) print "mode=wrk requests=" n}') ;;
@@ -83,12 +90,14 @@ total() {
     wait "$pid" 2>/dev/null || true
     case $res in
         *mode=pingpong*|*mode=wrk*|*"complete=1"*"mismatches=0"*|*mode=echo*" errors=0 mismatches=0"*) ;;
+        *mode=udp*" errors=0 mismatches=0"*) ;;
         *) echo "run.sh: $1 failed: $res" >&2; exit 1 ;;
     esac
     local ops=$2
     case $1 in
         echo64-c50) ops=$(sed -n 's/.* rps=\([0-9]*\).*/\1/p' <<< "$res"); ops=$((ops * $2)) ;;
         http-close-wrk) ops=${res##*requests=} ;;
+        udp) ops=$(sed -n 's/.* echoed=\([0-9]*\).*/\1/p' <<< "$res") ;;
     esac
     awk -v ops="$ops" '/^totals:/ {t = $2} END {print t, ops}' "$tmp/cg.out"
 }
@@ -96,7 +105,7 @@ total() {
 for wl in ${WORKLOADS:-echo64 echo4k bulk}; do
     case $wl in
         bulk) read -r a b <<< "${CG_MIB:-16 80}" ;;
-        echo64-c50|http-close-wrk) read -r a b <<< "${CG_SECS:-3 9}" ;;
+        echo64-c50|http-close-wrk|udp) read -r a b <<< "${CG_SECS:-3 9}" ;;
         *) read -r a b <<< "${CG_N:-1000 4000}" ;;
     esac
     r=$(total "$wl" "$a")                     # a failed run stops the script (set -e)
