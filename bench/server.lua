@@ -12,9 +12,14 @@ local RESP_CLOSE = "HTTP/1.1 200 OK\r\nContent-Length: 13\r\nContent-Type: text/
     .. "Connection: close\r\n\r\nHello, World!"
 local MAX_HEADER = 65536
 
+-- CORONET_BENCH_READ: the string echo's read size (65536 unless set; the
+-- bulk A/B in bench/ab/20261206-083856 compares sizes)
+local READ = math.tointeger(tonumber(os.getenv("CORONET_BENCH_READ") or "65536"))
+    or error("CORONET_BENCH_READ: a whole number of bytes")
+
 local function echo(c)
     while true do
-        local data = c:read(65536)
+        local data = c:read(READ)
         if not data or not c:write(data) then break end
     end
     c:close()
