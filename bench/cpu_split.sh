@@ -10,21 +10,15 @@
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 which=${1:-coronet} wl=${2:-echo64} secs=${3:-4}
-bench=${BENCH_DIR:-$root/../shared/bench}
-[ -d "$bench" ] || bench=/work/shared/bench
-build=$bench/build
-[ -w "$bench" ] || build=${TMPDIR:-/tmp}/coronet-bench/build
-[ -x "$build/loadgen" ] || make -s -C "$bench" BUILD="$build" >&2
+. "$root/bench/lib.sh"
+bench_build "$root"
 export LUA_PATH="$root/lua/?.lua;$root/lua/?/init.lua;;" LUA_CPATH="$root/build/?.so;;"
-port=$((27000 + RANDOM % 2000)) srv=echo script=server.lua listening=-ltnH
-case $wl in http*) srv=http ;; udp) srv=udp script=udp_server.lua listening=-lunH ;; esac
-case $which in
-    c-epoll) taskset -c 0 "$build/c-epoll" "$srv" "$port" >/dev/null 2>&1 & ;;
-    *) taskset -c 0 lua5.4 "$root/bench/$script" "$srv" "$port" >/dev/null 2>&1 & ;;
-esac
+port=$((27000 + RANDOM % 2000))
+server_cmd "$root" "$which" "$wl" "$port"
+taskset -c 0 "${cmd[@]}" >/dev/null 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null || true' EXIT
-for _ in $(seq 100); do ss "$listening" "sport = :$port" | grep -q . && break; sleep 0.05; done
+wait_listening "$port"
 read -r u0 s0 < <(awk '{print $14, $15}' "/proc/$pid/stat")
 case $wl in
     http-close)

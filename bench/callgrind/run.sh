@@ -45,12 +45,9 @@ set -eu
 root=$(cd "$(dirname "$0")/../.." && pwd)
 label=${1:?usage: run.sh LABEL [coronet|c-epoll]}
 which=${2:-coronet}
-bench=${BENCH_DIR:-$root/../shared/bench}
-[ -d "$bench" ] || bench=/work/shared/bench
-build=$bench/build
-[ -w "$bench" ] || build=${TMPDIR:-/tmp}/coronet-bench/build   # the harness's own choice
+. "$root/bench/lib.sh"
+bench_build "$root"
 lg=$build/loadgen
-[ -x "$lg" ] || make -s -C "$bench" BUILD="$build" >/dev/null
 out=$root/bench/callgrind/results.tsv
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -62,16 +59,11 @@ port=$((24000 + RANDOM % 2000))
 # the operations done (AMOUNT, except for echo64-c50: the round trips made)
 total() {
     port=$((port + 1))
-    local srv=echo script=server.lua listening=-ltnH
-    case $1 in http*) srv=http ;; udp) srv=udp script=udp_server.lua listening=-lunH ;; esac
-    case $which in
-        c-epoll) cmd=("$build/c-epoll" "$srv" "$port") ;;
-        *) cmd=("${CG_LUA:-lua5.4}" "$root/bench/$script" "$srv" "$port") ;;
-    esac
+    server_cmd "$root" "$which" "$1" "$port" "${CG_LUA:-lua5.4}"
     valgrind -q --tool=callgrind --callgrind-out-file="$tmp/cg.out" "${cmd[@]}" \
         >"$tmp/srv.log" 2>&1 &
     local pid=$! res
-    for _ in $(seq 300); do ss "$listening" "sport = :$port" | grep -q . && break; sleep 0.1; done
+    wait_listening "$port"
     case $1 in
         echo64) res=$("$tmp/pingpong" "$port" "$2" 64) ;;
         echo4k) res=$("$tmp/pingpong" "$port" "$2" 4096) ;;
