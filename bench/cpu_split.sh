@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# bench/cpu_split.sh [coronet|c-epoll] [echo64|echo4k|http-close|udp] [SECS] -
+# bench/cpu_split.sh [coronet|c-epoll] [echo64|echo4k|http-close|udp|bulk] [SECS] -
 # the server's user and kernel CPU per operation under the harness's load:
 # utime and stime from /proc/PID/stat before and after SECS (default 4) of
 # `loadgen echo -c 50 -s 64` or `-s 4096` (per round trip), `wrk -c100 -H
 # 'Connection: close'` (per request) or `loadgen udp` (per datagram, against
-# bench/udp_server.lua), server on CPU 0 and load on CPU 1 as in run.sh.
+# bench/udp_server.lua), or over one `loadgen bulk -n 1024` (per MiB; SECS
+# unused), server on CPU 0 and load on CPU 1 as in run.sh. The server
+# inherits the environment (CORONET_BENCH_READ sets bench/server.lua's read
+# size).
 # callgrind counts instructions; this says how fast they ran, which is what
 # the harness's srv us/op adds the kernel's share to.
 set -eu
@@ -31,6 +34,9 @@ case $wl in
     udp)
         rate=$(taskset -c 1 "$build/loadgen" udp -d "$secs" -p "$port" 2>&1 |
             grep -o 'dps=[0-9.]*' | cut -d= -f2) ;;
+    bulk)
+        secs=1 rate=$(taskset -c 1 "$build/loadgen" bulk -n 1024 -p "$port" 2>&1 |
+            grep 'complete=1' | grep -o 'echoed_mib=[0-9.]*' | cut -d= -f2) ;;
     *) echo "cpu_split.sh: unknown workload $wl" >&2; exit 2 ;;
 esac
 read -r u1 s1 < <(awk '{print $14, $15}' "/proc/$pid/stat")

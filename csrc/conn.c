@@ -453,6 +453,14 @@ static int conn_write_k(lua_State *L, int status, lua_KContext kctx) {
     return conn_write_run(L, lua_touserdata(L, 1), task_current(L), status, (size_t)kctx, p, len);   /* checked by conn_write */
 }
 
+/* TCP_SEND_PIECE: the most one send(2) of a TCP conn's write hands the
+ * kernel. A longer write still sends all its bytes, in order and under the
+ * write lock, in pieces this size: on the benchmark host (Linux 6.18, BBR)
+ * a 64 KiB send cost the kernel about twice what two 32 KiB sends did, and
+ * never less (docs/performance.md, the eleventh round). Unix conns send
+ * whole; TLS records are 16 KiB already. */
+enum { TCP_SEND_PIECE = 32768 };
+
 /* The body of write and its continuations: done bytes went out already. */
 static int conn_write_run(lua_State *L, conn *c, task *t, int status, size_t done,
                           const char *p, size_t len) {
@@ -482,7 +490,9 @@ static int conn_write_run(lua_State *L, conn *c, task *t, int status, size_t don
             return tls_park(L, c, t, why, TLS_ROLE_WRITE, ctxidx, (lua_KContext)done,
                             conn_write_k);
         }
-        ssize_t n = handle_send(&c->h, p + done, len - done);
+        size_t piece = len - done;
+        if (piece > TCP_SEND_PIECE && c->net != NET_UNIX) piece = TCP_SEND_PIECE;
+        ssize_t n = handle_send(&c->h, p + done, piece);
         if (n >= 0) {
             done += (size_t)n;
             continue;
