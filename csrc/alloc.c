@@ -8,6 +8,12 @@
  * request cost about 130 instructions each (docs/performance.md, the ninth
  * round). Here a free of a block of at most ALLOC_MAX bytes is a push on
  * the list of its exact size and the next allocation of that size a pop.
+ * Larger blocks up to ALLOC_LARGE_MAX (a 4 KiB read's string, a 64 KiB
+ * one's) go to ALLOC_SLOTS lists picked by a hash of their size, each
+ * holding blocks of one size at a time, under a cap of their own: past
+ * malloc's per-size caches, glibc sorts and coalesces every such block,
+ * about 500 instructions an echo4k round trip (docs/performance.md, the
+ * twelfth round).
  *
  * What it keeps true: every block is one the wrapped allocator made, of
  * exactly the size Lua asked for; a cached block is handed out only for
@@ -59,29 +65,78 @@ static int alloc_under_valgrind;
 enum {
     ALLOC_MIN = sizeof(void *),   /* a cached block holds its list's link */
     ALLOC_MAX = 1024,             /* a coroutine's first stack is 720 bytes */
-    ALLOC_CAP = 512 * 1024       /* bytes held at most */
+    ALLOC_CAP = 512 * 1024,      /* bytes held at most in the lists */
+    ALLOC_LARGE_MAX = 65536 + 256, /* a 64 KiB string, with its header */
+    ALLOC_LARGE_CAP = 256 * 1024,  /* bytes held at most in the slots */
+    ALLOC_SLOTS = 16              /* a power of 2 */
 };
+
+/* A slot: freed blocks of one size above ALLOC_MAX (size is stale once
+ * head is NULL, and the next free of any size hashed here claims it). */
+typedef struct alloc_slot {
+    size_t size;
+    void *head;
+} alloc_slot;
 
 typedef struct alloc_cache {
     lua_Alloc f;                  /* the allocator it wraps, and its ud */
     void *ud;
-    size_t bytes;                 /* bytes held in the lists */
+    size_t bytes;                 /* bytes held in the lists and the slots */
+    size_t large_bytes;           /* of which in the slots */
     void *head[ALLOC_MAX + 1];    /* freed blocks of each size, linked through their first word */
+    alloc_slot slot[ALLOC_SLOTS];
 } alloc_cache;
 
-static void *alloc_pop(alloc_cache *a, size_t n) {
-    void *p = a->head[n];
+/* alloc_slot_of: the slot for blocks of n bytes (n > ALLOC_MAX). */
+static alloc_slot *alloc_slot_of(alloc_cache *a, size_t n) {
+    return &a->slot[((uint32_t)n * 0x9E3779B1u) >> 28 & (ALLOC_SLOTS - 1)];
+}
+
+/* alloc_push, alloc_pop: a block of n bytes onto and off the list at *head. */
+static void alloc_push(alloc_cache *a, void **head, void *p, size_t n) {
+    *(void **)p = *head;
+    *head = p;
+    a->bytes += n;
+    ALLOC_HIDE(p, n);
+}
+
+static void *alloc_pop(alloc_cache *a, void **head, size_t n) {
+    void *p = *head;
     ALLOC_LINK(p);                /* the link, as it was written */
-    a->head[n] = *(void **)p;
+    *head = *(void **)p;
     ALLOC_SHOW(p, n);             /* as fresh memory: undefined */
     a->bytes -= n;
     return p;
 }
 
+static void *alloc_pop_large(alloc_cache *a, alloc_slot *s) {
+    a->large_bytes -= s->size;
+    return alloc_pop(a, &s->head, s->size);
+}
+
 /* alloc_flush: give every cached block back to the wrapped allocator. */
 static void alloc_flush(alloc_cache *a) {
     for (size_t n = ALLOC_MIN; n <= ALLOC_MAX; n++)
-        while (a->head[n]) a->f(a->ud, alloc_pop(a, n), n, 0);
+        while (a->head[n]) a->f(a->ud, alloc_pop(a, &a->head[n], n), n, 0);
+    for (alloc_slot *s = a->slot; s < a->slot + ALLOC_SLOTS; s++)
+        while (s->head) a->f(a->ud, alloc_pop_large(a, s), s->size, 0);
+}
+
+/* alloc_keep: whether a free of p (osize bytes) went into the cache. */
+static int alloc_keep(alloc_cache *a, void *p, size_t osize) {
+    if (osize <= ALLOC_MAX) {
+        if (osize < ALLOC_MIN || a->bytes - a->large_bytes + osize > ALLOC_CAP) return 0;
+        alloc_push(a, &a->head[osize], p, osize);
+        return 1;
+    }
+    alloc_slot *s = alloc_slot_of(a, osize);
+    if (osize > ALLOC_LARGE_MAX || a->large_bytes + osize > ALLOC_LARGE_CAP ||
+        (s->head && s->size != osize))
+        return 0;
+    s->size = osize;
+    a->large_bytes += osize;
+    alloc_push(a, &s->head, p, osize);
+    return 1;
 }
 
 /* The lua_Alloc: p NULL is a new block (osize is then its type, passed
@@ -90,16 +145,17 @@ static void alloc_flush(alloc_cache *a) {
 static void *alloc_cached(void *ud, void *p, size_t osize, size_t nsize) {
     alloc_cache *a = ud;
     if (nsize == 0) {
-        if (p && osize >= ALLOC_MIN && osize <= ALLOC_MAX && a->bytes + osize <= ALLOC_CAP) {
-            *(void **)p = a->head[osize];
-            a->head[osize] = p;
-            a->bytes += osize;
-            ALLOC_HIDE(p, osize);
-            return NULL;
-        }
+        if (p && alloc_keep(a, p, osize)) return NULL;
         return a->f(a->ud, p, osize, 0);
     }
-    if (!p && nsize <= ALLOC_MAX && a->head[nsize]) return alloc_pop(a, nsize);
+    if (!p) {
+        if (nsize <= ALLOC_MAX) {
+            if (a->head[nsize]) return alloc_pop(a, &a->head[nsize], nsize);
+        } else if (nsize <= ALLOC_LARGE_MAX) {
+            alloc_slot *s = alloc_slot_of(a, nsize);
+            if (s->head && s->size == nsize) return alloc_pop_large(a, s);
+        }
+    }
     void *q = a->f(a->ud, p, osize, nsize);
     if (!q && a->bytes) {         /* out of memory: what the cache holds may be enough */
         alloc_flush(a);

@@ -1,6 +1,7 @@
 --- spec/alloc_spec.lua: csrc/alloc.c, the bounded cache of freed Lua
 -- blocks in front of the state's allocator. What it must keep: memory
--- held in it stays under its cap (512 KiB) whatever the churn, the heap
+-- held in it stays under its caps (512 KiB of blocks up to 1 KiB, 256 KiB
+-- of larger ones up to 64 KiB) whatever the churn, the heap
 -- does not grow under churn, the state closes through it cleanly (its
 -- __gc puts the old allocator back), when malloc fails it gives its
 -- blocks back and the retry gets them, and memcheck's leak check still
@@ -10,7 +11,7 @@ local net = require "coronet"
 
 TestAlloc = {}
 
-local CAP = 512 * 1024
+local CAP, LARGE_CAP = 512 * 1024, 256 * 1024
 
 local function stats() return net.debug.stats() end
 
@@ -20,10 +21,10 @@ function TestAlloc:test_freed_blocks_are_cached_under_the_cap()
     churn(20000, 60)
     local one = stats().cached
     lu.assertTrue(one > 0, "a collection's frees of small blocks land in the cache")
-    lu.assertTrue(one <= CAP, ("cached %d > cap %d"):format(one, CAP))
+    lu.assertTrue(one <= CAP + LARGE_CAP, ("cached %d > caps %d"):format(one, CAP + LARGE_CAP))
     for len = 1, 1000, 7 do churn(2000, len) end   -- every size class, far past the cap
     local all = stats().cached
-    lu.assertTrue(all > 0 and all <= CAP, ("cached %d, cap %d"):format(all, CAP))
+    lu.assertTrue(all > 0 and all <= CAP + LARGE_CAP, ("cached %d, caps %d"):format(all, CAP + LARGE_CAP))
 end
 
 function TestAlloc:test_heap_stays_flat_under_churn()
@@ -33,6 +34,7 @@ function TestAlloc:test_heap_stays_flat_under_churn()
     for _ = 1, 20 do   -- 20 rounds of 20000 objects, about 2 MB each
         churn(20000, 60)
         for len = 1, 1000, 97 do churn(500, len) end
+        for len = 1100, 70000, 4999 do churn(50, len) end
     end
     local grew = stats().heap - h0
     lu.assertTrue(grew < 256 * 1024, ("heap grew %d bytes over 20 rounds of churn"):format(grew))
@@ -56,6 +58,17 @@ function TestAlloc:test_the_state_closes_through_the_cache()
     lu.assertTrue(ok, ("child: %s %s\n%s"):format(how, code, out))
     lu.assertTrue(tonumber(seen.cached) > 0, out)
     lu.assertEquals(seen.finaliser, "ran 1000", out)
+end
+
+function TestAlloc:test_large_blocks_are_cached_under_their_own_cap()
+    local seen, out, ok, how, code = child("large")
+    lu.assertTrue(ok, ("child: %s %s\n%s"):format(how, code, out))
+    local small, with4k = tonumber(seen.cached_small), tonumber(seen.cached)
+    lu.assertTrue(small > CAP - 4096, "the small blocks fill their cap\n" .. out)
+    lu.assertTrue(with4k - small >= 4096 * 8, "4 KiB strings are cached\n" .. out)
+    lu.assertTrue(tonumber(seen.cached_all) <= CAP + LARGE_CAP, out)
+    lu.assertTrue(tonumber(seen.cached_end) > CAP,
+        "large blocks are held apart from the small ones' cap\n" .. out)
 end
 
 function TestAlloc:test_a_failed_malloc_flushes_the_cache_and_the_state_goes_on()
