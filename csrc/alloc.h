@@ -1,7 +1,7 @@
 /* alloc.h - a bounded cache of freed Lua blocks in front of the state's
- * allocator: frees and allocations of small blocks of one size (a
- * coroutine's stack, a task, a conn, a 64-byte read's string) reuse each
- * other's memory without going through malloc. */
+ * allocator: frees and allocations of blocks of one size up to 64 KiB (a
+ * coroutine's stack, a task, a conn, a 64-byte or 4 KiB read's string)
+ * reuse each other's memory without going through malloc. */
 #ifndef CORONET_ALLOC_H
 #define CORONET_ALLOC_H
 
