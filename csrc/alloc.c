@@ -81,8 +81,8 @@ typedef struct alloc_slot {
 typedef struct alloc_cache {
     lua_Alloc f;                  /* the allocator it wraps, and its ud */
     void *ud;
-    size_t bytes;                 /* bytes held in the lists and the slots */
-    size_t large_bytes;           /* of which in the slots */
+    size_t small_bytes;           /* bytes held in the lists */
+    size_t large_bytes;           /* bytes held in the slots */
     void *head[ALLOC_MAX + 1];    /* freed blocks of each size, linked through their first word */
     alloc_slot slot[ALLOC_SLOTS];
 } alloc_cache;
@@ -92,41 +92,37 @@ static alloc_slot *alloc_slot_of(alloc_cache *a, size_t n) {
     return &a->slot[((uint32_t)n * 0x9E3779B1u) >> 28 & (ALLOC_SLOTS - 1)];
 }
 
-/* alloc_push, alloc_pop: a block of n bytes onto and off the list at *head. */
-static void alloc_push(alloc_cache *a, void **head, void *p, size_t n) {
+/* alloc_push, alloc_pop: a block of n bytes onto and off the list at
+ * *head, counted in *held (its tier's bytes). */
+static void alloc_push(void **head, size_t *held, void *p, size_t n) {
     *(void **)p = *head;
     *head = p;
-    a->bytes += n;
+    *held += n;
     ALLOC_HIDE(p, n);
 }
 
-static void *alloc_pop(alloc_cache *a, void **head, size_t n) {
+static void *alloc_pop(void **head, size_t *held, size_t n) {
     void *p = *head;
     ALLOC_LINK(p);                /* the link, as it was written */
     *head = *(void **)p;
     ALLOC_SHOW(p, n);             /* as fresh memory: undefined */
-    a->bytes -= n;
+    *held -= n;
     return p;
-}
-
-static void *alloc_pop_large(alloc_cache *a, alloc_slot *s) {
-    a->large_bytes -= s->size;
-    return alloc_pop(a, &s->head, s->size);
 }
 
 /* alloc_flush: give every cached block back to the wrapped allocator. */
 static void alloc_flush(alloc_cache *a) {
     for (size_t n = ALLOC_MIN; n <= ALLOC_MAX; n++)
-        while (a->head[n]) a->f(a->ud, alloc_pop(a, &a->head[n], n), n, 0);
+        while (a->head[n]) a->f(a->ud, alloc_pop(&a->head[n], &a->small_bytes, n), n, 0);
     for (alloc_slot *s = a->slot; s < a->slot + ALLOC_SLOTS; s++)
-        while (s->head) a->f(a->ud, alloc_pop_large(a, s), s->size, 0);
+        while (s->head) a->f(a->ud, alloc_pop(&s->head, &a->large_bytes, s->size), s->size, 0);
 }
 
 /* alloc_keep: whether a free of p (osize bytes) went into the cache. */
 static int alloc_keep(alloc_cache *a, void *p, size_t osize) {
     if (osize <= ALLOC_MAX) {
-        if (osize < ALLOC_MIN || a->bytes - a->large_bytes + osize > ALLOC_CAP) return 0;
-        alloc_push(a, &a->head[osize], p, osize);
+        if (osize < ALLOC_MIN || a->small_bytes + osize > ALLOC_CAP) return 0;
+        alloc_push(&a->head[osize], &a->small_bytes, p, osize);
         return 1;
     }
     alloc_slot *s = alloc_slot_of(a, osize);
@@ -134,8 +130,7 @@ static int alloc_keep(alloc_cache *a, void *p, size_t osize) {
         (s->head && s->size != osize))
         return 0;
     s->size = osize;
-    a->large_bytes += osize;
-    alloc_push(a, &s->head, p, osize);
+    alloc_push(&s->head, &a->large_bytes, p, osize);
     return 1;
 }
 
@@ -150,14 +145,14 @@ static void *alloc_cached(void *ud, void *p, size_t osize, size_t nsize) {
     }
     if (!p) {
         if (nsize <= ALLOC_MAX) {
-            if (a->head[nsize]) return alloc_pop(a, &a->head[nsize], nsize);
+            if (a->head[nsize]) return alloc_pop(&a->head[nsize], &a->small_bytes, nsize);
         } else if (nsize <= ALLOC_LARGE_MAX) {
             alloc_slot *s = alloc_slot_of(a, nsize);
-            if (s->head && s->size == nsize) return alloc_pop_large(a, s);
+            if (s->head && s->size == nsize) return alloc_pop(&s->head, &a->large_bytes, nsize);
         }
     }
     void *q = a->f(a->ud, p, osize, nsize);
-    if (!q && a->bytes) {         /* out of memory: what the cache holds may be enough */
+    if (!q && (a->small_bytes || a->large_bytes)) {   /* out of memory: the cache may be enough */
         alloc_flush(a);
         q = a->f(a->ud, p, osize, nsize);
     }
@@ -192,5 +187,7 @@ void alloc_open(lua_State *L) {
 
 size_t alloc_cached_bytes(lua_State *L) {
     void *ud;
-    return lua_getallocf(L, &ud) == alloc_cached ? ((alloc_cache *)ud)->bytes : 0;
+    if (lua_getallocf(L, &ud) != alloc_cached) return 0;
+    alloc_cache *a = ud;
+    return a->small_bytes + a->large_bytes;
 }
