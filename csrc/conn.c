@@ -600,7 +600,10 @@ static int conn_socket(lua_State *L) {
     }
     c->h.rexact = family == AF_UNIX;             /* see handle.rexact */
     conn_la(c)->ss_family = (sa_family_t)family;  /* remembered until bind/connect */
-    if (family != AF_UNIX) sock_set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+    if (family != AF_UNIX) {
+        sock_set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+        sock_set_int(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, CONN_NOTSENT_LOWAT);
+    }
     return 1;
 }
 
@@ -690,6 +693,13 @@ static int conn_setopt(lua_State *L, int level, int name, int value) {
 
 static int conn_set_nodelay(lua_State *L) {
     return conn_setopt(L, IPPROTO_TCP, TCP_NODELAY, lua_toboolean(L, 2));
+}
+
+/* conn:set_notsent_lowat(n): TCP_NOTSENT_LOWAT, the unsent bytes the
+ * kernel may hold before a write waits; 0: the kernel's default. */
+static int conn_set_notsent_lowat(lua_State *L) {
+    return conn_setopt(L, IPPROTO_TCP, TCP_NOTSENT_LOWAT,
+                       sock_int_arg(L, 2, "set_notsent_lowat", 0, INT_MAX));
 }
 
 static int conn_set_keepalive(lua_State *L) {
@@ -799,6 +809,7 @@ static const luaL_Reg conn_methods[] = {
     {"set_keepalive_period", conn_set_keepalive_period},
     {"set_linger", conn_set_linger},
     {"set_nodelay", conn_set_nodelay},
+    {"set_notsent_lowat", conn_set_notsent_lowat},
     {"set_read_buffer", conn_set_read_buffer},
     {"set_read_deadline", conn_set_read_deadline},
     {"set_write_buffer", conn_set_write_buffer},

@@ -9,6 +9,14 @@
 
 #define CONN_MT "coronet.conn"
 
+/* CONN_NOTSENT_LOWAT: the TCP_NOTSENT_LOWAT dialed and accepted TCP conns
+ * get (bytes): a write waits once this much is queued in the kernel but
+ * not yet sent, instead of filling the whole send buffer, so an echo or a
+ * proxy stops reading while its peer cannot take more (docs/stream.md;
+ * docs/performance.md, the thirteenth round). 0 in the options: the
+ * kernel's default (net.ipv4.tcp_notsent_lowat, unlimited unless set). */
+#define CONN_NOTSENT_LOWAT 65536
+
 /* conn: a stream socket. Addresses are kept from creation so they still
  * render in errors and local_addr()/remote_addr() after close. */
 struct tls_state;

@@ -26,7 +26,8 @@ typedef struct listener {
     uint8_t net;          /* NET_* */
     uint8_t unlink;       /* remove the unix socket path on close */
     int keepalive;        /* seconds for accepted TCP conns; < 0 off */
-    /* 1: TCP_NODELAY and keepalive are set on the listening socket and
+    int notsent_lowat;    /* TCP_NOTSENT_LOWAT for them (0: the kernel's) */
+    /* 1: TCP_NODELAY, keepalive and TCP_NOTSENT_LOWAT are set on the listening socket and
      * accepted ones inherit them (Linux does), so accept sets none; 2: the
      * first accepted conn showed they were inherited; 0: set them per conn */
     uint8_t inherits;
@@ -49,6 +50,7 @@ static listener *listener_new(lua_State *L, int net) {
     ln->h.fd = -1;
     ln->net = (uint8_t)net;
     ln->keepalive = LISTENER_KEEPALIVE;
+    ln->notsent_lowat = CONN_NOTSENT_LOWAT;
     luaL_setmetatable(L, LISTENER_MT);
     return ln;
 }
@@ -95,15 +97,18 @@ static int listener_bind(lua_State *L) {
     return listener_ok(L);
 }
 
-/* TCP_NODELAY and, unless off, keepalive with ln's period, on fd (an
- * accepted conn, or the listening socket for its conns to inherit). */
+/* TCP_NODELAY, ln's TCP_NOTSENT_LOWAT and, unless off, keepalive with
+ * ln's period, on fd (an accepted conn, or the listening socket for its
+ * conns to inherit). */
 static int listener_set_conn_opts(const listener *ln, int fd) {
     int e = sock_set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
+    if (!e) e = sock_set_int(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, ln->notsent_lowat);
     if (!e && ln->keepalive >= 0) e = sock_keepalive(fd, 1, ln->keepalive);
     return e;
 }
 
-/* listener:_listen(backlog, unlink_on_close, keepalive) -> true | nil, err. */
+/* listener:_listen(backlog, unlink_on_close, keepalive, notsent_lowat)
+ * -> true | nil, err. */
 static int listener_listen(lua_State *L) {
     listener *ln = listener_check(L);
     int backlog = (int)luaL_optinteger(L, 2, SOMAXCONN);
@@ -113,6 +118,13 @@ static int listener_listen(lua_State *L) {
         return luaL_error(L, "listen: keepalive out of range (at most %d s, got %f)",
                           SOCK_KEEPALIVE_MAX, ka);
     ln->keepalive = ka < 0 ? -1 : ka == 0 ? LISTENER_KEEPALIVE : (int)ceil(ka);
+    if (!lua_isnoneornil(L, 5)) {
+        int isint = 0;
+        lua_Integer lowat = lua_tointegerx(L, 5, &isint);
+        if (!isint || lowat < 0 || lowat > INT_MAX)
+            return luaL_error(L, "listen: notsent_lowat must be an integer in 0..%d", INT_MAX);
+        ln->notsent_lowat = (int)lowat;
+    }
     if (listen(ln->h.fd, backlog) < 0) return listener_fail(L, ln, "listen", "listen", errno, 0);
     ln->inherits = ln->net != NET_UNIX && listener_set_conn_opts(ln, ln->h.fd) == 0;
     socklen_t n = sizeof ln->a;
@@ -137,12 +149,14 @@ static const struct sockaddr_storage *listener_conn_local(const listener *ln) {
 /* Whether fd has the options accepted conns must have (the first
  * accepted conn of a listener that relies on inheritance checks once). */
 static int listener_conn_has_opts(const listener *ln, int fd) {
-    int nodelay = 0, ka = 0;
+    int nodelay = 0, ka = 0, lowat = -1;
     socklen_t n = sizeof nodelay;
     if (getsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, &n) < 0) return 0;
     n = sizeof ka;
     if (getsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &ka, &n) < 0) return 0;
-    return nodelay && !ka == (ln->keepalive < 0);
+    n = sizeof lowat;
+    if (getsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &lowat, &n) < 0) return 0;
+    return nodelay && !ka == (ln->keepalive < 0) && lowat == ln->notsent_lowat;
 }
 
 static int listener_setup_conn(listener *ln, int fd) {

@@ -1072,7 +1072,7 @@ TestStreamClose.test_operations_after_close = T(function(defer)
     H.assert_err(n, err3, "closed")
     lu.assertEquals(done, 0)
     for _, m in ipairs{"set_nodelay", "set_keepalive", "set_keepalive_period", "set_linger",
-                       "set_read_buffer", "set_write_buffer"} do
+                       "set_read_buffer", "set_write_buffer", "set_notsent_lowat"} do
         local arg = (m == "set_nodelay" or m == "set_keepalive") and true or 1
         local ok, e = c[m](c, arg)
         H.assert_err(ok, e, "closed", m)
@@ -1091,6 +1091,7 @@ TestStreamClose.test_option_setters_refuse_out_of_range_values = T(function(defe
         set_linger = {2 ^ 40, 1 << 40},
         set_read_buffer = {2 ^ 40, 1 << 40, -1},
         set_write_buffer = {2 ^ 40, 1 << 40, -1},
+        set_notsent_lowat = {2 ^ 40, 1 << 40, -1, 1.5},
     }
     for m, vals in pairs(bad) do
         for _, v in ipairs(vals) do
@@ -1709,6 +1710,77 @@ TestStreamOptions.test_nodelay_on_by_default_and_settable = T(function(defer)
     lu.assertEquals(sockopt(s6, "IPPROTO_TCP", "TCP_NODELAY"), 1)
 end)
 
+-- TCP_NOTSENT_LOWAT: 64 KiB on dialed and accepted TCP conns (the
+-- accepted ones inherit the listener's), set by the dial and listen option
+-- notsent_lowat (0: the kernel's default) and by set_notsent_lowat (whose
+-- misuse and closed-conn results are checked with the other setters').
+local LOWAT = 65536
+
+TestStreamOptions.test_notsent_lowat_by_default_and_settable = T(function(defer)
+    local c, s = pair(defer)
+    lu.assertEquals(sockopt(c, "IPPROTO_TCP", "TCP_NOTSENT_LOWAT"), LOWAT, "dialed conn")
+    lu.assertEquals(sockopt(s, "IPPROTO_TCP", "TCP_NOTSENT_LOWAT"), LOWAT, "accepted conn")
+    lu.assertTrue(c:set_notsent_lowat(16384))
+    lu.assertEquals(sockopt(c, "IPPROTO_TCP", "TCP_NOTSENT_LOWAT"), 16384)
+    lu.assertTrue(c:set_notsent_lowat(0))
+    lu.assertEquals(sockopt(c, "IPPROTO_TCP", "TCP_NOTSENT_LOWAT"), 0)
+    local c6, s6 = pair(defer, "tcp6", "[::1]:0")
+    lu.assertEquals(sockopt(c6, "IPPROTO_TCP", "TCP_NOTSENT_LOWAT"), LOWAT)
+    lu.assertEquals(sockopt(s6, "IPPROTO_TCP", "TCP_NOTSENT_LOWAT"), LOWAT)
+end)
+
+TestStreamOptions.test_notsent_lowat_options_of_listen_and_dial = T(function(defer)
+    for _, case in ipairs{{nil, LOWAT}, {0, 0}, {16384, 16384}} do
+        local ln = defer(assert(net.listen("tcp", "127.0.0.1:0", {notsent_lowat = case[1]})))
+        for i = 1, 3 do                          -- the first (checked) and later ones
+            local t = spawn(function() return ln:accept() end)
+            local c = defer(assert(net.dial("tcp", tostring(ln:addr()), {notsent_lowat = case[1]})))
+            local s = defer(assert(join(t)))
+            local what = ("notsent_lowat=%s conn %d"):format(tostring(case[1]), i)
+            lu.assertEquals(sockopt(s, "IPPROTO_TCP", "TCP_NOTSENT_LOWAT"), case[2], "accepted " .. what)
+            lu.assertEquals(sockopt(c, "IPPROTO_TCP", "TCP_NOTSENT_LOWAT"), case[2], "dialed " .. what)
+        end
+    end
+    -- a dial's control function runs after the option, so it has the last word
+    local ln = defer(assert(net.listen("tcp", "127.0.0.1:0")))
+    local c = defer(assert(net.dial("tcp", tostring(ln:addr()), {notsent_lowat = 16384,
+        control = function(fd) return net.setsockopt(fd, "IPPROTO_TCP", "TCP_NOTSENT_LOWAT", 4096) end})))
+    lu.assertEquals(sockopt(c, "IPPROTO_TCP", "TCP_NOTSENT_LOWAT"), 4096)
+    for _, bad in ipairs{-1, 1.5, 1 << 40} do
+        local ok, err = pcall(net.listen, "tcp", "127.0.0.1:0", {notsent_lowat = bad})
+        lu.assertFalse(ok, tostring(bad))
+        lu.assertStrContains(tostring(err), "notsent_lowat")
+    end
+end)
+
+-- What the option is for: a write to a peer that does not read parks
+-- once about notsent_lowat bytes wait unsent in the kernel (one send piece
+-- may pass the mark), not once the whole send buffer is full; and it still
+-- delivers every byte, in order, when the peer reads.
+TestStreamOptions.test_a_write_parks_at_notsent_lowat_and_delivers_everything = T(function(defer)
+    local PIECE = 32768                          -- conn.c's TCP_SEND_PIECE
+    local unsent = {}
+    for _, lowat in ipairs{16384, LOWAT, 0} do
+        local c, s = pair(defer)
+        assert(s:set_read_buffer(16384))         -- a small window: little in flight
+        assert(c:set_write_buffer(1 << 20))      -- room for megabytes unsent
+        assert(c:set_notsent_lowat(lowat))
+        local data = pattern(4 << 20, lowat % 251)
+        local w = spawn(function() return c:write(data) end)
+        wait_blocked("write", 1)
+        local info = assert(c:tcp_info())
+        unsent[lowat] = info.notsent
+        local got = s:read_full(#data)
+        lu.assertEquals(join(w), #data)
+        lu.assertTrue(got == data, "the bytes arrive whole and in order")
+    end
+    for _, lowat in ipairs{16384, LOWAT} do
+        lu.assertTrue(unsent[lowat] >= lowat // 2 and unsent[lowat] <= lowat + PIECE,
+                      ("notsent_lowat %d: %d bytes unsent"):format(lowat, unsent[lowat]))
+    end
+    lu.assertTrue(unsent[0] > 16 * LOWAT, ("the kernel's default: %d bytes unsent"):format(unsent[0]))
+end)
+
 TestStreamOptions.test_keepalive_and_period = T(function(defer)
     local c = pair(defer)
     lu.assertTrue(c:set_keepalive(false))
@@ -1802,6 +1874,7 @@ TestStreamFiles.test_file_listener_round_trip = T(function(defer)
     c:write("via inherited listener")
     lu.assertEquals(s:read_full(22), "via inherited listener")
     lu.assertEquals(sockopt(s, "IPPROTO_TCP", "TCP_NODELAY"), 1)
+    lu.assertEquals(sockopt(s, "IPPROTO_TCP", "TCP_NOTSENT_LOWAT"), 65536)
     fl:close()
     -- the original still accepts
     local t2 = spawn(function() return ln:accept() end)

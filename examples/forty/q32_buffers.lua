@@ -5,8 +5,11 @@
 -- set SO_RCVBUF / SO_SNDBUF; Linux doubles the value you ask for (the extra
 -- half is its bookkeeping) and caps the request at net.core.rmem_max /
 -- wmem_max, as getsockopt shows. What the size buys: a write to a peer that
--- doesn't read queues up to about the two buffers before it blocks, so a
--- bigger buffer absorbs a bigger burst (measured with a write deadline).
+-- doesn't read queues up to about the peer's receive buffer plus our
+-- unsent bytes before it blocks, so a bigger buffer absorbs a bigger burst
+-- (measured with a write deadline). Our unsent bytes stop at the conn's
+-- TCP_NOTSENT_LOWAT (64 KiB unless set; set_notsent_lowat(0) lifts it to
+-- the kernel's default, the whole send buffer).
 --   lua5.4 examples/forty/q32_buffers.lua [--selftest]
 local here = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
 package.path = here .. "/lib/?.lua;" .. here .. "/../../lua/?.lua;" .. here .. "/../../lua/?/init.lua;" .. package.path
@@ -19,13 +22,14 @@ local function get(c, name) return net.getsockopt(c:fd(), "SOL_SOCKET", name) en
 local PAYLOAD = string.rep("x", 16 << 20)      -- made once, before any deadline is set
 
 -- how many bytes one write pushes into a peer that never reads, before it blocks
-local function burst(ln, size)
+local function burst(ln, size, lowat)
     local c <close> = assert(net.dial("tcp", tostring(ln:addr())))
     local s <close> = assert(ln:accept())
     if size then
         assert(c:set_write_buffer(size))
         assert(s:set_read_buffer(size))
     end
+    if lowat then assert(c:set_notsent_lowat(lowat)) end
     c:set_write_deadline(net.now() + 0.3)
     local n, err, written = c:write(PAYLOAD)
     assert(n == nil and err.timeout, "the write should have blocked")
@@ -59,5 +63,9 @@ net.run(function()
     F.say("  after %d bytes with 1 MiB buffers", big)
     F.check(big > 8 * small, "bigger buffers absorb a bigger burst before the writer blocks",
             string.format("%d vs %d", big, small))
+    local unbounded = burst(ln, 1 << 20, 0)
+    F.say("  with set_notsent_lowat(0) the 1 MiB buffers take %d bytes: the send buffer fills too", unbounded)
+    F.check(unbounded > big + (512 << 10), "the 64 KiB unsent limit, not the send buffer, stopped the write",
+            string.format("%d vs %d", unbounded, big))
 end)
 F.done()

@@ -157,7 +157,7 @@ Dialer.__index = Dialer
 Dialer.__name = "coronet.dialer"
 
 local DIAL_OPTS = {timeout = true, deadline = true, keepalive = true, local_addr = true,
-                   fallback_delay = true, resolver = true, control = true}
+                   fallback_delay = true, resolver = true, control = true, notsent_lowat = true}
 
 -- new_config(opts, known, what, mt) -> a copy of opts (nil: {}) with
 -- metatable mt; an option not in known raises. Constructors call it in
@@ -173,7 +173,8 @@ local function new_config(opts, known, what, mt)
 end
 
 --- dialer: a reusable dial configuration (Go's net.Dialer):
--- {timeout, deadline, keepalive, local_addr, fallback_delay, resolver, control}.
+-- {timeout, deadline, keepalive, local_addr, fallback_delay, resolver, control,
+-- notsent_lowat}.
 function M.dialer(opts)
     return new_config(opts, DIAL_OPTS, "dialer", Dialer)
 end
@@ -217,6 +218,10 @@ local function dial_one(d, tg, a, deadline, ctx)
     if not c then return nil, err end
     core.track(c)                                 -- for net.debug.conns()
     local ok
+    if a and d.notsent_lowat then                 -- before control, which may set it again
+        ok, err = c:set_notsent_lowat(d.notsent_lowat)
+        if not ok then c:close() return nil, err end
+    end
     if d.control then
         local addr = a and ip.join_host_port(tostring(a), tg.port) or tg.path
         ok, err = d.control(c:fd(), tg.net, addr)
@@ -394,11 +399,13 @@ ListenConfig.__index = ListenConfig
 ListenConfig.__name = "coronet.listen_config"
 
 local LISTEN_OPTS = {backlog = true, reuseaddr = true, reuseport = true, control = true,
-                     keepalive = true, unlink_on_close = true}
+                     keepalive = true, unlink_on_close = true, notsent_lowat = true}
 
 --- listen_config: a reusable listen configuration (Go's net.ListenConfig):
 -- {backlog, reuseaddr (default true for TCP), reuseport, control,
--- keepalive (accepted conns; default 15 s, -1 off), unlink_on_close}.
+-- keepalive (accepted conns; default 15 s, -1 off), unlink_on_close,
+-- notsent_lowat (accepted TCP conns' TCP_NOTSENT_LOWAT; default 64 KiB,
+-- 0 the kernel's)}.
 function M.listen_config(opts)
     return new_config(opts, LISTEN_OPTS, "listen_config", ListenConfig)
 end
@@ -437,7 +444,7 @@ function ListenConfig:listen(network, address, ctx)
     if a then ok, err = ln:_bind(a, tg.port) else ok, err = ln:_bind(tg.path) end
     if not ok then ln:close() return nil, err end
     local unlink = tg.path and tg.path:sub(1, 1) ~= "@" and self.unlink_on_close ~= false
-    ok, err = ln:_listen(self.backlog, unlink, self.keepalive)
+    ok, err = ln:_listen(self.backlog, unlink, self.keepalive, self.notsent_lowat)
     if not ok then ln:close() return nil, err end
     return ln
 end
