@@ -580,6 +580,20 @@ local function server12(defer)
     return tostring(ln:addr())
 end
 
+-- A dial bounded by a timeout turns it into one deadline for the dial and
+-- the handshake; every other dial option must still reach the socket.
+function TestTLS:test_a_timed_dial_keeps_the_other_dial_options()
+    H.test(function(defer)
+        local ln = echo_server(defer, nil, {notsent_lowat = 8192})
+        local c = defer(assert(tls.dial("tcp", addr(ln, "localhost"), CLI,
+                                        {timeout = 5, notsent_lowat = 16384, keepalive = 7})))
+        lu.assertEquals(net.getsockopt(c:fd(), "IPPROTO_TCP", "TCP_NOTSENT_LOWAT"), 16384)
+        lu.assertEquals(net.getsockopt(c:fd(), "IPPROTO_TCP", "TCP_KEEPIDLE"), 7)
+        assert(c:write("opts"))
+        lu.assertEquals(c:read(), "opts")
+    end)()
+end
+
 function TestTLS:test_fin_mid_record_is_unexpected_eof()
     H.test(function(defer)
         local via = truncating_relay(defer, server12(defer), 5 + 3)

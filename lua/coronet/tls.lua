@@ -82,9 +82,12 @@ function M.dial(network, address, cfg, opts, ctx)
     if not config then return nil, err end
     local d = stream.dialer(opts)
     local deadline = stream._dial_deadline(d)     -- one bound for the dial and the handshake
-    if deadline > 0 then d = stream.dialer{timeout = nil, deadline = deadline, keepalive = d.keepalive,
-        local_addr = d.local_addr, fallback_delay = d.fallback_delay, resolver = d.resolver,
-        control = d.control} end
+    if deadline > 0 then                          -- every option kept, the bound made absolute
+        local o = {}
+        for k, v in pairs(d) do o[k] = v end
+        o.timeout, o.deadline = nil, deadline
+        d = stream.dialer(o)
+    end
     local c
     c, err = d:dial(network, address, ctx)
     if not c then return nil, err end
