@@ -27,9 +27,10 @@ typedef struct listener {
     uint8_t unlink;       /* remove the unix socket path on close */
     int keepalive;        /* seconds for accepted TCP conns; < 0 off */
     int notsent_lowat;    /* TCP_NOTSENT_LOWAT for them (0: the kernel's) */
-    /* 1: TCP_NODELAY, keepalive and TCP_NOTSENT_LOWAT are set on the listening socket and
-     * accepted ones inherit them (Linux does), so accept sets none; 2: the
-     * first accepted conn showed they were inherited; 0: set them per conn */
+    /* 1: TCP_NODELAY, keepalive and TCP_NOTSENT_LOWAT are set on the
+     * listening socket and accepted ones inherit them (Linux does), so
+     * accept sets none; 2: the first accepted conn showed they were
+     * inherited; 0: set them per conn */
     uint8_t inherits;
     socklen_t alen;
     struct sockaddr_storage a;
