@@ -580,12 +580,15 @@ static int conn_bind(lua_State *L) {
     return 1;
 }
 
-/* core.conn_socket(net, family) -> conn | nil, err: a fresh unconnected
- * stream socket (family 4, 6 or "unix"), registered with the loop. */
+/* core.conn_socket(net, family [, notsent_lowat]) -> conn | nil, err: a
+ * fresh unconnected stream socket (family 4, 6 or "unix"), registered
+ * with the loop; a TCP one has TCP_NODELAY and the dial option
+ * notsent_lowat (CONN_NOTSENT_LOWAT when nil). */
 static int conn_socket(lua_State *L) {
     int net = luaL_checkoption(L, 1, NULL, sock_netnames);
     const char *fam = luaL_checkstring(L, 2);
     int family = strcmp(fam, "6") == 0 ? AF_INET6 : strcmp(fam, "4") == 0 ? AF_INET : AF_UNIX;
+    int lowat = sock_lowat_opt(L, 3, "dial", CONN_NOTSENT_LOWAT);
     conn *c = conn_new(L, net);
     int fd = sock_open(family, SOCK_STREAM);
     if (fd < 0) return conn_fail(L, c, "dial", "socket", -fd);
@@ -602,7 +605,7 @@ static int conn_socket(lua_State *L) {
     conn_la(c)->ss_family = (sa_family_t)family;  /* remembered until bind/connect */
     if (family != AF_UNIX) {
         sock_set_int(fd, IPPROTO_TCP, TCP_NODELAY, 1);
-        sock_set_int(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, CONN_NOTSENT_LOWAT);
+        sock_set_int(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, lowat);
     }
     return 1;
 }

@@ -119,13 +119,7 @@ static int listener_listen(lua_State *L) {
         return luaL_error(L, "listen: keepalive out of range (at most %d s, got %f)",
                           SOCK_KEEPALIVE_MAX, ka);
     ln->keepalive = ka < 0 ? -1 : ka == 0 ? LISTENER_KEEPALIVE : (int)ceil(ka);
-    if (!lua_isnoneornil(L, 5)) {
-        int isint = 0;
-        lua_Integer lowat = lua_tointegerx(L, 5, &isint);
-        if (!isint || lowat < 0 || lowat > INT_MAX)
-            return luaL_error(L, "listen: notsent_lowat must be an integer in 0..%d", INT_MAX);
-        ln->notsent_lowat = (int)lowat;
-    }
+    ln->notsent_lowat = sock_lowat_opt(L, 5, "listen", CONN_NOTSENT_LOWAT);
     if (listen(ln->h.fd, backlog) < 0) return listener_fail(L, ln, "listen", "listen", errno, 0);
     ln->inherits = ln->net != NET_UNIX && listener_set_conn_opts(ln, ln->h.fd) == 0;
     socklen_t n = sizeof ln->a;

@@ -140,6 +140,15 @@ int sock_int_arg(lua_State *L, int idx, const char *fname, lua_Integer lo, lua_I
     return (int)v;
 }
 
+int sock_lowat_opt(lua_State *L, int idx, const char *op, int dflt) {
+    if (lua_isnoneornil(L, idx)) return dflt;
+    int isint = 0;
+    lua_Integer v = lua_tointegerx(L, idx, &isint);
+    if (!isint || v < 0 || v > INT_MAX)
+        return luaL_error(L, "%s: notsent_lowat must be an integer in 0..%d", op, INT_MAX);
+    return (int)v;
+}
+
 int sock_keepalive_arg(lua_State *L, int idx, const char *fname) {
     if (lua_type(L, idx) != LUA_TNUMBER) return sock_arg_error(L, idx - 1, fname, "number expected");
     double s = lua_tonumber(L, idx);

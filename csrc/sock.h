@@ -54,6 +54,11 @@ int sock_arg_error(lua_State *L, int argn, const char *fname, const char *msg);
  * range) raises with sock_arg_error. */
 int sock_int_arg(lua_State *L, int idx, const char *fname, lua_Integer lo, lua_Integer hi);
 
+/* sock_lowat_opt: the notsent_lowat option of op ("dial", "listen") at
+ * idx: dflt when nil or absent, else an integer in 0..INT_MAX; anything
+ * else raises "op: notsent_lowat must be an integer in 0..INT_MAX". */
+int sock_lowat_opt(lua_State *L, int idx, const char *op, int dflt);
+
 /* sock_keepalive_arg: seconds at idx for a keepalive period, rounded up
  * to whole seconds, at least 1, at most SOCK_KEEPALIVE_MAX (Linux's limit
  * for TCP_KEEPIDLE); NaN, inf and larger values raise. */

@@ -1749,7 +1749,10 @@ TestStreamOptions.test_notsent_lowat_options_of_listen_and_dial = T(function(def
     for _, bad in ipairs{-1, 1.5, 1 << 40} do
         local ok, err = pcall(net.listen, "tcp", "127.0.0.1:0", {notsent_lowat = bad})
         lu.assertFalse(ok, tostring(bad))
-        lu.assertStrContains(tostring(err), "notsent_lowat")
+        lu.assertStrContains(tostring(err), "listen: notsent_lowat")
+        ok, err = pcall(net.dial, "tcp", tostring(ln:addr()), {notsent_lowat = bad})
+        lu.assertFalse(ok, tostring(bad))
+        lu.assertStrContains(tostring(err), "dial: notsent_lowat")
     end
 end)
 

@@ -214,14 +214,10 @@ end
 
 -- One connection attempt to ip/port (or a unix path); closes on failure.
 local function dial_one(d, tg, a, deadline, ctx)
-    local c, err = core.conn_socket(tg.net, a and famof(a) or "unix")
+    local c, err = core.conn_socket(tg.net, a and famof(a) or "unix", d.notsent_lowat)
     if not c then return nil, err end
     core.track(c)                                 -- for net.debug.conns()
     local ok
-    if a and d.notsent_lowat then                 -- before control, which may set it again
-        ok, err = c:set_notsent_lowat(d.notsent_lowat)
-        if not ok then c:close() return nil, err end
-    end
     if d.control then
         local addr = a and ip.join_host_port(tostring(a), tg.port) or tg.path
         ok, err = d.control(c:fd(), tg.net, addr)
